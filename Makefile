@@ -1,0 +1,42 @@
+# Every target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: demo test lint fmt bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+## demo: plan the example manifest (the placeholder provider arrives with `assetgen run`)
+demo: $(VENV)/.installed
+	$(BIN)/assetgen plan examples/manifest.csv --rejects assets/_plan/manifest.rejects.csv
+
+## test: lint, then the whole test suite
+test: $(VENV)/.installed-test lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## bench: plan a generated 100,000-row manifest, print time and peak memory
+bench: $(VENV)/.installed
+	$(BIN)/python bench/plan_scale.py --rows 100000
+
+clean:
+	rm -rf $(VENV) assets .pytest_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""Job config: YAML files validated with pydantic, overridden by command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import fsspec
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
+class ConfigError(Exception):
+    """A config, price table or manifest that cannot be used at all (exit code 2)."""
+
+
+class StrictModel(BaseModel):
+    # A misspelt key in YAML must fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestDefaults(StrictModel):
+    """Request parameters for manifest rows that leave a column empty."""
+
+    model: str = "gpt-image-2"
+    size: str = "1024x1024"
+    quality: str = "medium"
+    output_format: str = "png"
+    output_compression: int | None = None
+    background: str = "auto"
+    n: int = 1
+
+
+class Limits(StrictModel):
+    """Rate and retry limits for the provider."""
+
+    ipm: float = Field(5, gt=0, description="images per minute")
+    rpm: float | None = Field(None, gt=0, description="requests per minute; None: same as ipm")
+    concurrency: int | None = Field(None, ge=1, description="requests in flight")
+    max_attempts: int = Field(5, ge=1)
+    timeout_s: float = Field(300, gt=0)
+
+
+class RenditionPreset(StrictModel):
+    """One output shape made from every original."""
+
+    width: int = Field(gt=0, le=16384)
+    height: int = Field(gt=0, le=16384)
+    fit: Literal["contain", "cover"] = "contain"
+    format: Literal["png", "jpeg", "webp"] = "webp"
+    quality: int = Field(85, ge=1, le=100)
+
+
+class JobConfig(StrictModel):
+    """Everything one run needs besides the manifest."""
+
+    defaults: RequestDefaults = RequestDefaults()
+    prompt_template: str | None = None
+    partition_by: list[str] = []
+    renditions: list[str] = []
+    presets: dict[str, RenditionPreset] = {}
+    budget_usd: float | None = Field(None, ge=0)
+    provider: Literal["openai", "placeholder"] = "placeholder"
+    store: str = "./assets"
+    limits: Limits = Limits()
+
+    @model_validator(mode="after")
+    def _renditions_are_known(self) -> JobConfig:
+        unknown = [name for name in self.renditions if name not in self.presets]
+        if unknown:
+            raise ValueError(f"renditions {unknown} have no preset; known: {sorted(self.presets)}")
+        return self
+
+
+def load_yaml(url: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from a local path or any fsspec URL."""
+    try:
+        with fsspec.open(str(url), "r", encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{url}: file not found") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{url}: not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{url}: expected a mapping at the top level")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per problem, naming the key path."""
+    lines = [f"{source}: invalid config"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_job_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> JobConfig:
+    """Load the default config, a user config over it, then flag overrides.
+
+    `overrides` uses dotted keys (`limits.ipm`); None values are ignored so
+    flags the user did not give leave the config alone.
+    """
+    data = load_yaml(DEFAULT_CONFIG)
+    if path is not None:
+        data = _deep_merge(data, load_yaml(path))
+    presets = load_yaml(CONFIG_DIR / "renditions.yaml").get("presets", {})
+    data["presets"] = {**presets, **data.get("presets", {})}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(str(path or DEFAULT_CONFIG), e)) from e

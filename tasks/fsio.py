@@ -1,0 +1,39 @@
+"""Whole-file writes to any fsspec URL: readers see the old file or the new one, never half."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+@contextmanager
+def open_atomic(url: str, mode: str = "w", **open_kwargs: object) -> Iterator[IO]:
+    """Write to a temporary file, then move it into place in one step.
+
+    Locally that is a rename within the target folder; elsewhere (S3) one
+    upload, which object stores publish whole.
+    """
+    fs, path = fsspec.core.url_to_fs(url)
+    local = isinstance(fs, LocalFileSystem)
+    folder = os.path.dirname(path) if local else None
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder or None, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if local:
+            os.replace(tmp, path)
+        else:
+            fs.put_file(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,30 @@
+"""The rejects file: one CSV line per reason a row was not accepted."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from tasks.fsio import open_atomic
+from tasks.manifest import Reject
+
+COLUMNS = ("row", "id", "column", "code", "reason")
+
+
+class RejectSink(Protocol):
+    def __call__(self, reject: Reject) -> None: ...
+
+
+@contextmanager
+def rejects_file(url: str) -> Iterator[RejectSink]:
+    """Collect rejects into a CSV at `url`, published whole when the block ends.
+
+    The file is written even when empty, so a stale one from an earlier
+    run never tells of rows that are fine now.
+    """
+    with open_atomic(url, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        yield lambda r: writer.writerow([r.row, r.id or "", r.column or "", r.code, r.reason])
