@@ -94,7 +94,14 @@ def read_manifest(url: str, fmt: str | None = None, batch_rows: int = 2048) -> I
 
 
 def _undecodable(fields: dict[str, Any]) -> str | None:
-    # Files are decoded with surrogateescape: bad bytes survive as lone surrogates.
+    # Files are decoded with surrogateescape: bad bytes survive as lone
+    # surrogates. Check the whole record at once; look closer only if needed.
+    try:
+        "".join(v for v in fields.values() if isinstance(v, str)).encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return None
     for key, value in fields.items():
         if isinstance(value, str):
             try:

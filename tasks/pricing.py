@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from tasks.capabilities import parse_size
 from tasks.config import CONFIG_DIR, ConfigError, StrictModel, format_validation_error, load_yaml
@@ -72,6 +72,21 @@ class PriceTable(StrictModel):
     currency: str
     models: dict[str, ModelPricing]
     estimate: EstimateRules
+    # Output tokens by (model, size, quality): a manifest repeats few of them.
+    _output_cache: dict[tuple[str, str, str], Tokens] = PrivateAttr(default_factory=dict)
+
+    def output_tokens(self, model: str, size: str, quality: str) -> Tokens:
+        """Output tokens for one image, with the unpublished-size margin on the worst case."""
+        key = (model, size, quality)
+        if key not in self._output_cache:
+            pricing = self.models[model]
+            out = output_tokens(pricing, size, quality)
+            if size != "auto" and size not in pricing.output_tokens:
+                out = Tokens(
+                    out.low, out.expected, out.worst * self.estimate.unknown_size_worst_margin
+                )
+            self._output_cache[key] = out
+        return self._output_cache[key]
 
 
 def load_price_table(path: str | Path = CONFIG_DIR / "pricing.yaml") -> PriceTable:
@@ -165,10 +180,7 @@ def estimate_job_cost(
     pricing = prices.models[model]
     rules = prices.estimate
     per = pricing.per_million_tokens
-    out = output_tokens(pricing, size, quality)
-    worst_out = out.worst
-    if size != "auto" and size not in pricing.output_tokens:
-        worst_out *= rules.unknown_size_worst_margin
+    out = prices.output_tokens(model, size, quality)
     cpt = rules.text_chars_per_token
     text = Tokens(
         low=prompt_chars / cpt.low + rules.text_overhead_tokens,
@@ -189,5 +201,5 @@ def estimate_job_cost(
     return Cost(
         low=usd(text.low, img.low, out.low),
         expected=usd(text.expected, img.expected, out.expected),
-        worst=usd(text.worst, img.worst, worst_out),
+        worst=usd(text.worst, img.worst, out.worst),
     )

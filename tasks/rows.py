@@ -8,7 +8,7 @@ parallel, for the rows that pass.
 from __future__ import annotations
 
 import json
-import unicodedata
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,8 +199,12 @@ def _one_of(value: str, column: str, allowed: list[str] | None) -> str:
     return value
 
 
+# Unicode category Cc: the C0 controls, DEL and the C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def _uri_list(value: Any) -> list[str]:
@@ -235,7 +239,7 @@ def partition_problem(value: Any) -> str | None:
         return f"{text!r} would leave its folder"
     if "/" in text or "\\" in text:
         return "contains a path separator"
-    if "\x00" in text or _has_control(text):
+    if _has_control(text):
         return "contains control characters"
     if len(text) > MAX_PARTITION_CHARS:
         return f"is longer than {MAX_PARTITION_CHARS} characters"
