@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tasks.capabilities import load_model_table
@@ -90,7 +91,9 @@ def plan(
     except ConfigError as e:
         if as_json:
             print(json.dumps({"error": str(e)}))
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(str(e))}", highlight=False
+        )
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
     prices_read_on = planner.prices.read_on.isoformat()

@@ -243,9 +243,7 @@ def _rejected_id(rejects: list[Reject]) -> str | None:
 
 
 def _input_image(ref: ImageRef) -> InputImage:
-    return InputImage(
-        uri=ref.uri, sha256=ref.sha256, width=ref.width, height=ref.height
-    )
+    return InputImage(uri=ref.uri, sha256=ref.sha256, width=ref.width, height=ref.height)
 
 
 @dataclass

@@ -30,7 +30,9 @@ def write_manifest(url: str, rows: list[dict[str, Any]], fmt: str | None = None)
                 )
             f.write(text.getvalue().encode("utf-8"))
         elif fmt == "parquet":
-            pq.write_table(pa.Table.from_pylist(rows), f)
+            # from_pylist takes its columns from the first row alone.
+            full = [{k: row.get(k) for k in columns} for row in rows]
+            pq.write_table(pa.Table.from_pylist(full), f)
         elif fmt == "jsonl":
             f.write("".join(json.dumps(row) + "\n" for row in rows).encode("utf-8"))
         else:

@@ -1,0 +1,65 @@
+"""Manifests, reference images and the rejects file on S3 (a moto server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import fsspec
+import pytest
+from PIL import Image
+
+from tasks.manifest import ManifestError
+from tasks.rejects import rejects_file
+from tests.helpers import plan_all, write_manifest
+
+ROWS = [
+    {"id": "a", "prompt": "a red lamp", "reference_images": ["refs/lamp.png"]},
+    {"id": "b", "prompt": "a blue mug", "size": "1536x1024"},
+    {"id": "c", "prompt": "a bad size", "size": "1000x1000"},
+]
+
+
+@pytest.fixture
+def s3_ref(s3_bucket: str) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), (200, 30, 30)).save(buf, format="PNG")
+    with fsspec.open(f"{s3_bucket}/in/refs/lamp.png", "wb") as f:
+        f.write(buf.getvalue())
+    return s3_bucket
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_plan_manifest_on_s3(s3_ref: str, make_planner, fmt: str) -> None:
+    url = write_manifest(f"{s3_ref}/in/manifest.{fmt}", ROWS)
+    jobs, rejects = plan_all(make_planner(), url)
+    assert [j.row_id for j in jobs] == ["a", "b"]
+    # The relative reference resolved next to the manifest, in the bucket.
+    assert jobs[0].references[0].uri == f"{s3_ref}/in/refs/lamp.png"
+    assert (jobs[0].references[0].width, jobs[0].references[0].height) == (256, 256)
+    assert [(r.row, r.column, r.code) for r in rejects] == [(3, "size", "bad_size")]
+
+
+def test_missing_reference_on_s3_rejects_only_that_row(s3_bucket: str, make_planner) -> None:
+    url = write_manifest(f"{s3_bucket}/m.csv", ROWS)
+    jobs, rejects = plan_all(make_planner(), url)
+    assert [j.row_id for j in jobs] == ["b"]
+    assert {(r.id, r.column) for r in rejects} == {("a", "reference_images"), ("c", "size")}
+
+
+def test_missing_manifest_on_s3(s3_bucket: str, make_planner) -> None:
+    with pytest.raises(ManifestError, match="not found"):
+        plan_all(make_planner(), f"{s3_bucket}/nope.csv")
+
+
+def test_rejects_file_written_whole_to_s3(s3_bucket: str, make_planner) -> None:
+    url = write_manifest(f"{s3_bucket}/m.csv", ROWS)
+    _, rejects = plan_all(make_planner(), url)
+    with rejects_file(f"{s3_bucket}/out/m.rejects.csv") as write:
+        for r in rejects:
+            write(r)
+        # Nothing is visible until the block ends.
+        assert not fsspec.filesystem("s3").exists(f"{s3_bucket}/out/m.rejects.csv")
+    with fsspec.open(f"{s3_bucket}/out/m.rejects.csv", "r") as f:
+        lines = list(csv.DictReader(f))
+    assert {line["id"] for line in lines} == {"a", "c"}
