@@ -18,9 +18,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-## demo: plan the example manifest (the placeholder provider arrives with `assetgen run`)
+## demo: generate the example manifest offline (placeholder provider) into ./assets
 demo: $(VENV)/.installed
-	$(BIN)/assetgen plan examples/manifest.csv --rejects assets/_plan/manifest.rejects.csv
+	$(BIN)/assetgen run examples/manifest.csv --provider placeholder --store assets --ipm 600
 
 ## test: lint, then the whole test suite
 test: $(VENV)/.installed-test lint

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +21,9 @@ from tasks.plan import Planner, PlanSummary
 from tasks.pricing import load_price_table
 from tasks.rejects import rejects_file
 from tasks.rows import RowContext
+
+# With no network, Prefect's telemetry call only logs errors.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(
     name="assetgen",
@@ -80,7 +84,7 @@ def plan(
     started = time.perf_counter()
     rejects_url = rejects or _default_rejects_path(manifest)
     try:
-        cfg = load_job_config(config, {"budget_usd": budget})
+        cfg = load_job_config(config, {"budget.cap_usd": budget})
         planner = Planner(RowContext.build(cfg, load_model_table()), load_price_table())
         summary = PlanSummary()
         with rejects_file(rejects_url) as write_reject:
@@ -89,12 +93,7 @@ def plan(
                 if isinstance(item, Reject):
                     write_reject(item)
     except ConfigError as e:
-        if as_json:
-            print(json.dumps({"error": str(e)}))
-        Console(stderr=True, soft_wrap=True).print(
-            f"[bold red]error:[/] {escape(str(e))}", highlight=False
-        )
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(e, as_json)
 
     prices_read_on = planner.prices.read_on.isoformat()
     result: dict[str, Any] = {
@@ -110,8 +109,9 @@ def plan(
             "worst": round(summary.cost.worst, 6),
         },
         "prices_read_on": prices_read_on,
-        "budget_usd": cfg.budget_usd,
-        "worst_case_fits_budget": cfg.budget_usd is None or summary.cost.worst <= cfg.budget_usd,
+        "budget_usd": cfg.budget.cap_usd,
+        "worst_case_fits_budget": cfg.budget.cap_usd is None
+        or summary.cost.worst <= cfg.budget.cap_usd,
         "rejects_file": rejects_url,
         "top_reject_reasons": summary.top_reasons(),
         "seconds": round(time.perf_counter() - started, 3),
@@ -155,6 +155,90 @@ def _print_plan(r: dict[str, Any]) -> None:
             )
         console.print(table)
         console.print(f"  every reject: {r['rejects_file']}")
+
+
+@app.command()
+def run(
+    manifest: Annotated[str, typer.Argument(help="Manifest path or URL (s3://, memory://, ...).")],
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Asset store URL [default: config store].")
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="Hard cap on spend for this run, USD.")
+    ] = None,
+    ipm: Annotated[float | None, typer.Option("--ipm", help="Images per minute.")] = None,
+    rpm: Annotated[float | None, typer.Option("--rpm", help="Requests per minute.")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", help="Requests in flight [default: rate x latency]."),
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="openai or placeholder (offline).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate every valid row into the store, within the rate limit and the budget.
+
+    Exit code 0: every valid row has its asset; 1: some failed or were left
+    for lack of budget; 2: the manifest or config cannot be used (nothing spent).
+    """
+    overrides = {
+        "store": store,
+        "budget.cap_usd": budget,
+        "limits.ipm": ipm,
+        "limits.rpm": rpm,
+        "limits.concurrency": concurrency,
+        "provider": provider,
+    }
+    try:
+        # Fail fast, before Prefect starts, on what can be checked here.
+        cfg = load_job_config(config, overrides)
+        if cfg.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+            raise ConfigError("provider openai needs OPENAI_API_KEY in the environment")
+        from flows.generate import generate_assets
+
+        summary = generate_assets(manifest, str(config) if config else None, overrides, fmt, None)
+    except ConfigError as e:
+        _bad_input(e, as_json)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _print_run(summary)
+    done = summary["failed"] + summary["budget_exhausted"] + summary["stopped"] == 0
+    raise typer.Exit(EXIT_OK if done else EXIT_SOME_FAILED)
+
+
+def _print_run(r: dict[str, Any]) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"[bold]Run {r['run_id']}[/] into {escape(r['store'])} ({r['provider']})")
+    console.print(
+        f"  rows {r['rows']:,}   valid {r['valid']:,}   rejected {r['rejected']:,}   "
+        f"jobs {r['jobs']:,}"
+    )
+    console.print(
+        f"  generated {r['generated']:,}   already stored {r['skipped_existing']:,}   "
+        f"failed {r['failed']:,}   left for budget {r['budget_exhausted']:,}   "
+        f"not sent {r['stopped']:,}"
+    )
+    cap = "no cap" if r["budget_usd"] is None else _usd(r["budget_usd"])
+    console.print(f"  spent {_usd(r['cost_usd'])} of {cap} in {r['seconds']:.1f} s")
+    if r["stop_reason"]:
+        console.print(f"  [bold red]stopped:[/] {escape(r['stop_reason'])}")
+    for failure in r["top_failures"]:
+        console.print(f"  [yellow]{failure['count']} failed:[/] {escape(failure['reason'])}")
+    if r["rejected"]:
+        console.print(f"  rejected rows: {escape(r['rejects_file'])}")
+
+
+def _bad_input(e: Exception, as_json: bool) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": str(e)}))
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(str(e))}", highlight=False
+    )
+    raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def main() -> None:

@@ -40,8 +40,26 @@ class Limits(StrictModel):
     ipm: float = Field(5, gt=0, description="images per minute")
     rpm: float | None = Field(None, gt=0, description="requests per minute; None: same as ipm")
     concurrency: int | None = Field(None, ge=1, description="requests in flight")
-    max_attempts: int = Field(5, ge=1)
-    timeout_s: float = Field(300, gt=0)
+    max_attempts: int = Field(5, ge=1, description="tries per image, the first included")
+    timeout_s: float = Field(300, gt=0, description="per request")
+    backoff_base_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(60.0, gt=0)
+
+
+class BudgetConfig(StrictModel):
+    """Spending caps in USD; None means no cap."""
+
+    cap_usd: float | None = Field(None, ge=0, description="hard cap for one run")
+    period: Literal["day", "month"] | None = None
+    period_cap_usd: float | None = Field(
+        None, ge=0, description="cap for all runs into the same store in the current period (UTC)"
+    )
+
+    @model_validator(mode="after")
+    def _period_needs_both(self) -> BudgetConfig:
+        if (self.period is None) != (self.period_cap_usd is None):
+            raise ValueError("period and period_cap_usd go together")
+        return self
 
 
 class RenditionPreset(StrictModel):
@@ -62,7 +80,7 @@ class JobConfig(StrictModel):
     partition_by: list[str] = []
     renditions: list[str] = []
     presets: dict[str, RenditionPreset] = {}
-    budget_usd: float | None = Field(None, ge=0)
+    budget: BudgetConfig = BudgetConfig()
     provider: Literal["openai", "placeholder"] = "placeholder"
     store: str = "./assets"
     limits: Limits = Limits()

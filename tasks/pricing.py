@@ -203,3 +203,9 @@ def estimate_job_cost(
         expected=usd(text.expected, img.expected, out.expected),
         worst=usd(text.worst, img.worst, out.worst),
     )
+
+
+def usage_cost(prices: PriceTable, model: str, text_in: int, image_in: int, output: int) -> float:
+    """USD billed for the tokens a response reports."""
+    per = prices.models[model].per_million_tokens
+    return (text_in * per.text_input + image_in * per.image_input + output * per.image_output) / 1e6

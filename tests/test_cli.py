@@ -287,7 +287,7 @@ def test_budget_flag_overrides_config(tmp_path: Path) -> None:
 
 def test_budget_flag_wins_over_config_file(tmp_path: Path) -> None:
     config = tmp_path / "job.yaml"
-    config.write_text("budget_usd: 0.0001\n")
+    config.write_text("budget:\n  cap_usd: 0.0001\n")
     from_file = _one_json(
         _plan(MANIFEST, "-c", config, "--json", "--rejects", tmp_path / "a.csv").stdout
     )
@@ -309,7 +309,7 @@ def test_tiny_budget_warns_in_text(tmp_path: Path) -> None:
 
 def test_negative_budget_exits_2(tmp_path: Path) -> None:
     result = _plan(MANIFEST, "--budget", "-1", "--rejects", tmp_path / "r.csv")
-    _assert_bad_input(result, "budget_usd")
+    _assert_bad_input(result, "budget.cap_usd")
 
 
 # --- the rejects file ---------------------------------------------------------------------

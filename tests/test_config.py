@@ -28,9 +28,9 @@ def test_user_file_merges_over_defaults(tmp_path: Path) -> None:
 
 def test_flags_override_file_and_none_means_not_given(tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
-    path.write_text("budget_usd: 10\nlimits:\n  ipm: 50\n")
-    cfg = load_job_config(path, {"budget_usd": 2.5, "limits.ipm": None, "store": "s3://b/x"})
-    assert cfg.budget_usd == 2.5
+    path.write_text("budget:\n  cap_usd: 10\nlimits:\n  ipm: 50\n")
+    cfg = load_job_config(path, {"budget.cap_usd": 2.5, "limits.ipm": None, "store": "s3://b/x"})
+    assert cfg.budget.cap_usd == 2.5
     assert cfg.limits.ipm == 50
     assert cfg.store == "s3://b/x"
 

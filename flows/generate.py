@@ -1,0 +1,179 @@
+"""The `generate_assets` flow: manifest -> plan -> skip what exists -> generate -> summary."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+
+from tasks.capabilities import load_model_table
+from tasks.config import JobConfig, load_job_config
+from tasks.generate import GenerationReport, generate
+from tasks.manifest import Reject
+from tasks.plan import Job, Planner, PlanSummary
+from tasks.pricing import load_price_table
+from tasks.rejects import rejects_file
+from tasks.rows import RowContext
+from tasks.store import AssetStore, now_utc
+
+RUNS = "_runs"
+# Jobs pass between tasks by reference in one process: no caching, no result
+# persistence (both would serialise every job).
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
+
+
+@dataclass
+class Planned:
+    jobs: list[Job]
+    summary: PlanSummary
+    rejects_url: str
+
+
+@dataclass
+class ToDo:
+    jobs: list[Job]
+    skipped_existing: int
+    duplicates: int
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique: `20261125T101500Z-3fa9c2`."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@task(name="plan", **TASK_OPTIONS)
+def plan_jobs(manifest: str, fmt: str | None, cfg: JobConfig, rejects_url: str) -> Planned:
+    """Read and validate the manifest; rejects go to a CSV in the store."""
+    planner = Planner(RowContext.build(cfg, load_model_table()), load_price_table())
+    summary = PlanSummary()
+    jobs: list[Job] = []
+    with rejects_file(rejects_url) as write_reject:
+        for item in planner.plan(manifest, fmt):
+            summary.add(item)
+            if isinstance(item, Reject):
+                write_reject(item)
+            else:
+                jobs.append(item)
+    return Planned(jobs, summary, rejects_url)
+
+
+@task(name="skip-existing", **TASK_OPTIONS)
+def skip_existing(store_url: str, jobs: list[Job]) -> ToDo:
+    """Drop jobs whose asset is already stored, and repeats of the same asset_id."""
+    existing = AssetStore(store_url).existing()
+    seen: set[str] = set()
+    todo: list[Job] = []
+    skipped = duplicates = 0
+    for job in jobs:
+        if job.asset_id in seen:
+            duplicates += 1
+        elif job.asset_id in existing:
+            skipped += 1
+        else:
+            todo.append(job)
+        seen.add(job.asset_id)
+    return ToDo(todo, skipped, duplicates)
+
+
+@task(name="generate", **TASK_OPTIONS)
+def generate_images(
+    jobs: list[Job], cfg: JobConfig, store_url: str, run_id: str, started_at: datetime
+) -> GenerationReport:
+    """Send every job through the provider; each image is stored as it arrives."""
+    return generate(jobs, cfg, AssetStore(store_url), run_id, started_at, load_price_table())
+
+
+@flow(name="generate_assets", log_prints=False)
+def generate_assets(
+    manifest: str,
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    fmt: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Generate every valid row of `manifest` into the store; returns the run summary."""
+    started_at = now_utc()
+    run_id = run_id or new_run_id(started_at)
+    cfg = load_job_config(config, overrides)
+    store = AssetStore(cfg.store)
+    planned = plan_jobs(manifest, fmt, cfg, store.uri(f"{RUNS}/{run_id}/rejects.csv"))
+    todo = skip_existing(cfg.store, planned.jobs)
+    report = generate_images(todo.jobs, cfg, cfg.store, run_id, started_at)
+    summary = run_summary(run_id, manifest, cfg, planned, todo, report)
+    store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
+    _artifacts(summary)
+    get_run_logger().info(
+        "run %s: %d generated, %d failed, %d left for budget, $%.4f spent",
+        run_id,
+        summary["generated"],
+        summary["failed"],
+        summary["budget_exhausted"],
+        summary["cost_usd"],
+    )
+    return summary
+
+
+def run_summary(
+    run_id: str,
+    manifest: str,
+    cfg: JobConfig,
+    planned: Planned,
+    todo: ToDo,
+    report: GenerationReport,
+) -> dict[str, Any]:
+    """The run's outcome as one JSON-able dict (the `--json` output)."""
+    by_status = Counter(o.status for o in report.outcomes)
+    failures = Counter(o.reason for o in report.outcomes if o.status == "failed")
+    plan = planned.summary
+    return {
+        "run_id": run_id,
+        "manifest": manifest,
+        "store": cfg.store,
+        "provider": cfg.provider,
+        "rows": plan.rows,
+        "valid": plan.valid_rows,
+        "rejected": plan.rejected_rows,
+        "jobs": plan.jobs,
+        "duplicates": todo.duplicates,
+        "skipped_existing": todo.skipped_existing,
+        "generated": by_status["generated"],
+        "failed": by_status["failed"],
+        "budget_exhausted": by_status["budget_exhausted"],
+        "stopped": by_status["stopped"],
+        "stop_reason": report.stop_reason,
+        "cost_usd": round(report.spent_usd, 6),
+        "uncertain_cost_usd": round(report.uncertain_usd, 6),
+        "budget_usd": report.cap_usd,
+        "estimate_usd": round(plan.cost.expected, 6),
+        "requests": report.requests_sent,
+        "errors": dict(report.errors),
+        "top_failures": [{"reason": r, "count": n} for r, n in failures.most_common(10)],
+        "rejects_file": planned.rejects_url,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def _artifacts(s: dict[str, Any]) -> None:
+    rows = [
+        {"status": k, "jobs": s[k]}
+        for k in ("generated", "skipped_existing", "failed", "budget_exhausted", "stopped")
+    ]
+    create_table_artifact(rows, key="run-outcome", description=f"Outcome of run {s['run_id']}")
+    budget = "no cap" if s["budget_usd"] is None else f"${s['budget_usd']:.4f}"
+    lines = [
+        f"# Run {s['run_id']}",
+        f"- spent **${s['cost_usd']:.4f}** of {budget} (estimate ${s['estimate_usd']:.4f})",
+        f"- {s['generated']} generated, {s['skipped_existing']} already in the store, "
+        f"{s['failed']} failed, {s['budget_exhausted']} left for budget, {s['rejected']} rows "
+        "rejected",
+    ]
+    if s["stop_reason"]:
+        lines.append(f"- **run stopped**: {s['stop_reason']}")
+    lines += [f"- {f['count']} x {f['reason']}" for f in s["top_failures"]]
+    create_markdown_artifact("\n".join(lines), key="run-summary", description="Cost vs budget")

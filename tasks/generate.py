@@ -1,0 +1,201 @@
+"""One generation run: provider, limiter, budget and store wired around the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from PIL import Image
+
+from tasks.budget import Budget
+from tasks.config import JobConfig
+from tasks.dispatch import Attempted, Dispatcher, JobOutcome, RetryPolicy
+from tasks.ledger import SpendLedger
+from tasks.limiter import RateLimiter
+from tasks.placeholder import PlaceholderProvider
+from tasks.plan import Job
+from tasks.pricing import PriceTable
+from tasks.providers import Provider
+from tasks.store import EXTENSIONS, AssetStore, Sidecar, now_utc
+
+LEDGER_EVERY_S = 2.0
+STORE_WRITE_ATTEMPTS = 3
+
+
+@dataclass
+class GenerationReport:
+    """What a run did, for the summary and the artifacts."""
+
+    outcomes: list[JobOutcome]
+    requests_sent: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    stop_reason: str | None = None
+    spent_usd: float = 0.0
+    uncertain_usd: float = 0.0
+    cap_usd: float | None = None
+    period_spent_before_usd: float = 0.0
+    rate_limit_pauses: int = 0
+    seconds: float = 0.0
+
+
+def make_provider(cfg: JobConfig, prices: PriceTable) -> Provider:
+    """The provider the config names."""
+    if cfg.provider == "openai":
+        from tasks.openai_provider import OpenAIProvider
+
+        return OpenAIProvider(timeout_s=cfg.limits.timeout_s)
+    return PlaceholderProvider(prices)
+
+
+def effective_cap(cfg: JobConfig, ledger: SpendLedger) -> tuple[float | None, float]:
+    """The run's cap after the period cap; also what the period had spent before."""
+    cap = cfg.budget.cap_usd
+    if cfg.budget.period is None or cfg.budget.period_cap_usd is None:
+        return cap, 0.0
+    before = ledger.period_spent(cfg.budget.period)
+    left = max(0.0, cfg.budget.period_cap_usd - before)
+    return (left if cap is None else min(cap, left)), before
+
+
+def store_writer(store: AssetStore, run_id: str, provider: str) -> Callable[[Job, Attempted], str]:
+    """Writes original + sidecar the moment a response arrives; returns the sidecar URL."""
+
+    def write(job: Job, done: Attempted) -> str:
+        result = done.result
+        original = f"original.{EXTENSIONS.get(result.output_format, result.output_format)}"
+        with Image.open(io.BytesIO(result.image)) as img:
+            width, height = img.size
+        sidecar = Sidecar(
+            asset_id=job.asset_id,
+            run_id=run_id,
+            created_at=now_utc(),
+            row=job.row,
+            row_id=job.row_id,
+            variant=job.variant,
+            partition=job.partition,
+            metadata=job.metadata,
+            provider=provider,
+            model=job.model,
+            prompt=job.prompt,
+            revised_prompt=result.revised_prompt,
+            params={
+                "size": job.size,
+                "quality": job.quality,
+                "output_format": job.output_format,
+                "output_compression": job.output_compression,
+                "background": job.background,
+            },
+            references=[r.model_dump() for r in job.references]
+            + ([{**job.mask.model_dump(), "mask": True}] if job.mask else []),
+            original=original,
+            width=width,
+            height=height,
+            bytes=len(result.image),
+            returned={
+                "size": result.size,
+                "quality": result.quality,
+                "output_format": result.output_format,
+                "background": result.background,
+            },
+            usage=result.usage,
+            cost_usd=done.cost_usd,
+            request_id=result.request_id,
+            latency_s=round(done.latency_s, 3),
+            attempts=done.attempts,
+        )
+        folder = store.asset_dir(job)
+        for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
+            try:
+                return store.write_asset(folder, original, result.image, sidecar)
+            except OSError:
+                if attempt == STORE_WRITE_ATTEMPTS:
+                    raise
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
+    return write
+
+
+def generate(
+    jobs: list[Job],
+    cfg: JobConfig,
+    store: AssetStore,
+    run_id: str,
+    started_at: datetime,
+    prices: PriceTable,
+    provider: Provider | None = None,
+    on_outcome: Callable[[JobOutcome], None] | None = None,
+) -> GenerationReport:
+    """Generate every job, writing each image to the store as it arrives."""
+    return asyncio.run(
+        _generate(jobs, cfg, store, run_id, started_at, prices, provider, on_outcome)
+    )
+
+
+async def _generate(
+    jobs: list[Job],
+    cfg: JobConfig,
+    store: AssetStore,
+    run_id: str,
+    started_at: datetime,
+    prices: PriceTable,
+    provider: Provider | None,
+    on_outcome: Callable[[JobOutcome], None] | None,
+) -> GenerationReport:
+    started = time.monotonic()
+    ledger = SpendLedger(store, run_id, started_at)
+    cap, before = await asyncio.to_thread(effective_cap, cfg, ledger)
+    budget = Budget(cap, prices)
+    limits = cfg.limits
+    limiter = RateLimiter(min(limits.ipm, limits.rpm or limits.ipm))
+    provider = provider or make_provider(cfg, prices)
+    dispatcher = Dispatcher(
+        provider=provider,
+        limiter=limiter,
+        budget=budget,
+        prices=prices,
+        write=store_writer(store, run_id, provider.name),
+        retry=RetryPolicy(limits.max_attempts, limits.backoff_base_s, limits.backoff_max_s),
+        concurrency=limits.concurrency,
+        on_outcome=on_outcome,
+    )
+
+    done = asyncio.Event()
+
+    async def keep_ledger() -> None:
+        # Written between requests so a crash loses at most a few seconds of
+        # spend from the period count; reservations are counted for that.
+        last = None
+        while not done.is_set():
+            if (now := (budget.spent, budget.reserved)) != last:
+                await asyncio.to_thread(ledger.record, *now)
+                last = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), LEDGER_EVERY_S)
+
+    ledger_task = asyncio.create_task(keep_ledger())
+    try:
+        outcomes = await dispatcher.run(jobs)
+    finally:
+        done.set()
+        await ledger_task
+        await provider.aclose()
+        await asyncio.to_thread(ledger.record, budget.spent, budget.reserved, True)
+    return GenerationReport(
+        outcomes=outcomes,
+        requests_sent=dispatcher.requests_sent,
+        errors=dispatcher.errors,
+        stop_reason=dispatcher.stop_reason,
+        spent_usd=budget.spent,
+        uncertain_usd=budget.uncertain,
+        cap_usd=None if budget.cap == float("inf") else budget.cap,
+        period_spent_before_usd=before,
+        rate_limit_pauses=limiter.pauses,
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,109 @@
+"""The shared limiter: even spacing, run-wide pauses, learning from the server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import pytest
+
+from tasks.limiter import BACKOFF_FACTOR, RateLimiter, parse_duration
+
+
+def _acquire_times(limiter: RateLimiter, count: int) -> list[float]:
+    async def go() -> list[float]:
+        stamps: list[float] = []
+
+        async def one() -> None:
+            await limiter.acquire()
+            stamps.append(time.monotonic())
+
+        await asyncio.gather(*(one() for _ in range(count)))
+        return sorted(stamps)
+
+    return asyncio.run(go())
+
+
+def test_slots_are_spaced_by_the_rate_even_when_all_ask_at_once() -> None:
+    limiter = RateLimiter(per_minute=60 * 50)  # 20 ms apart
+    stamps = _acquire_times(limiter, 11)
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    # No burst: the 11th request cannot start before 10 intervals have passed.
+    assert stamps[-1] - stamps[0] >= 10 * 0.020 - 0.002
+    assert min(gaps) >= 0.020 - 0.005
+
+
+def test_pause_holds_back_every_request() -> None:
+    limiter = RateLimiter(per_minute=60_000)
+
+    async def go() -> float:
+        await limiter.acquire()
+        limiter.pause(0.15)
+        start = time.monotonic()
+        await asyncio.gather(limiter.acquire(), limiter.acquire())
+        return time.monotonic() - start
+
+    assert asyncio.run(go()) >= 0.15 - 0.005
+
+
+def test_a_pause_during_a_wait_voids_the_slot() -> None:
+    limiter = RateLimiter(per_minute=600)  # 100 ms apart
+
+    async def go() -> float:
+        await limiter.acquire()  # takes the slot at t=0; the next is at 100 ms
+        waiter = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0.02)
+        limiter.pause(0.3)
+        start = time.monotonic()
+        await waiter
+        return time.monotonic() - start + 0.02
+
+    assert asyncio.run(go()) >= 0.3 - 0.005
+
+
+def test_one_rate_cut_per_burst_of_429s() -> None:
+    limiter = RateLimiter(per_minute=600)
+    for _ in range(5):  # five in-flight requests answer 429 together
+        limiter.rate_limited(1.0, {})
+    assert limiter.rate == pytest.approx(600 * BACKOFF_FACTOR)
+    assert limiter.pauses == 1
+
+
+def test_successes_climb_back_but_never_past_the_ceiling() -> None:
+    limiter = RateLimiter(per_minute=600)
+    limiter.rate_limited(0.0, {})
+    for _ in range(100):
+        limiter.succeeded({})
+    assert limiter.rate == 600
+
+
+def test_server_limit_header_lowers_the_ceiling() -> None:
+    limiter = RateLimiter(per_minute=1200)
+    limiter.succeeded({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "7"})
+    assert limiter.ceiling == 600
+    assert limiter.rate == 600
+    assert limiter.pauses == 0
+    # A higher limit than configured never raises our rate.
+    limiter.succeeded({"X-RateLimit-Limit-Requests": "5000"})
+    assert limiter.ceiling == 600
+
+
+def test_nothing_remaining_pauses_until_reset() -> None:
+    limiter = RateLimiter(per_minute=600)
+    limiter.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "250ms"})
+    assert limiter.pauses == 1
+    assert limiter._paused_until - time.monotonic() == pytest.approx(0.25, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1s", 1.0), ("120ms", 0.12), ("6m0s", 360.0), ("1m30.5s", 90.5), ("2", 2.0), ("1h", 3600)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", [None, "", "soon"])
+def test_parse_duration_nonsense(text: str | None) -> None:
+    assert parse_duration(text) is None
