@@ -51,7 +51,7 @@ class Budget:
         bound = seen * OBSERVED_MARGIN
         if bound >= table:
             return job.cost_worst
-        per_token = self._prices.models[job.model].per_million_tokens.image_output / 1e6
+        per_token = self._prices.pricing(job.model).per_million_tokens.image_output / 1e6
         return job.cost_worst - (table - bound) * per_token
 
     def try_reserve(self, job: Job) -> Reservation | None:

@@ -50,7 +50,7 @@ class PlaceholderProvider:
 
     def usage(self, job: Job, size: str, quality: str) -> Usage:
         """Tokens the real model bills for this request (published tables, ~4 chars a token)."""
-        pricing = self._prices.models[job.model]
+        pricing = self._prices.pricing(job.model)
         inputs = [*job.references, *([job.mask] if job.mask else [])]
         return Usage(
             text_input_tokens=math.ceil(len(job.prompt) / 4),

@@ -140,7 +140,7 @@ class Planner:
         if rejects:
             yield from rejects
             return
-        if row.model not in self.prices.models:
+        if not self.prices.knows(row.model):
             yield Reject(
                 row=row.row,
                 id=row.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -14,6 +15,7 @@ from tasks.capabilities import parse_size
 from tasks.config import CONFIG_DIR, ConfigError, StrictModel, format_validation_error, load_yaml
 
 QUALITY_ORDER = ("low", "medium", "high")
+_SNAPSHOT_DATE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 class TokenPrices(StrictModel):
@@ -75,11 +77,25 @@ class PriceTable(StrictModel):
     # Output tokens by (model, size, quality): a manifest repeats few of them.
     _output_cache: dict[tuple[str, str, str], Tokens] = PrivateAttr(default_factory=dict)
 
+    def pricing(self, model: str) -> ModelPricing:
+        """Prices of a model or of its dated snapshot (`gpt-image-2-2026-04-21`)."""
+        found = self.models.get(model) or self.models.get(_SNAPSHOT_DATE.sub("", model))
+        if found is None:
+            raise KeyError(model)
+        return found
+
+    def knows(self, model: str) -> bool:
+        try:
+            self.pricing(model)
+        except KeyError:
+            return False
+        return True
+
     def output_tokens(self, model: str, size: str, quality: str) -> Tokens:
         """Output tokens for one image, with the unpublished-size margin on the worst case."""
         key = (model, size, quality)
         if key not in self._output_cache:
-            pricing = self.models[model]
+            pricing = self.pricing(model)
             out = output_tokens(pricing, size, quality)
             if size != "auto" and size not in pricing.output_tokens:
                 out = Tokens(
@@ -177,7 +193,7 @@ def estimate_job_cost(
     input_images: Sequence[tuple[int, int]] = (),
 ) -> Cost:
     """Low / expected / worst-case USD for one image request."""
-    pricing = prices.models[model]
+    pricing = prices.pricing(model)
     rules = prices.estimate
     per = pricing.per_million_tokens
     out = prices.output_tokens(model, size, quality)
@@ -207,5 +223,5 @@ def estimate_job_cost(
 
 def usage_cost(prices: PriceTable, model: str, text_in: int, image_in: int, output: int) -> float:
     """USD billed for the tokens a response reports."""
-    per = prices.models[model].per_million_tokens
+    per = prices.pricing(model).per_million_tokens
     return (text_in * per.text_input + image_in * per.image_input + output * per.image_output) / 1e6

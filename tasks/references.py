@@ -13,7 +13,8 @@ import fsspec
 from PIL import Image, UnidentifiedImageError
 
 # Formats the edits endpoint takes, as Pillow names them.
-ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
+# MPO is how Pillow names a camera JPEG with a multi-picture header.
+ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 # Read at most this much of one file: larger than any model allows, so a
 # bigger file is reported as too large without being read whole.
 READ_LIMIT = 64 * 1024 * 1024

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from tasks.capabilities import ModelCaps, size_problem
+from tasks.capabilities import ModelCaps, parse_size, size_problem
 from tasks.config import JobConfig
 from tasks.manifest import RawRow, Reject
 from tasks.prompts import PromptTemplate, TemplateError
@@ -94,6 +94,7 @@ class ManifestRow(BaseModel):
     @field_validator("model")
     @classmethod
     def _model(cls, v: str, info: ValidationInfo) -> str:
+        v = v.strip()
         if v not in info.context.models:
             known = ", ".join(sorted(info.context.models))
             raise _fail("unknown_model", f"unknown model {v!r}; known: {known}")
@@ -117,6 +118,8 @@ class ManifestRow(BaseModel):
     @classmethod
     def _size(cls, v: str, info: ValidationInfo) -> str:
         v = v.strip().lower()
+        if dims := parse_size(v):
+            v = f"{dims[0]}x{dims[1]}"  # 01024x1024 is 1024x1024, one asset_id
         caps = _caps(info)
         if caps and (problem := size_problem(v, caps)):
             raise _fail("bad_size", problem)
@@ -188,7 +191,9 @@ class ManifestRow(BaseModel):
     @field_validator("mask")
     @classmethod
     def _mask(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is not None and not info.data.get("reference_images"):
+        # Absent from info.data when reference_images itself failed: that
+        # reject says enough.
+        if v is not None and info.data.get("reference_images") == []:
             raise _fail("needs_reference", "a mask needs at least one reference image")
         return v
 
