@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from PIL import Image
 
@@ -84,13 +85,7 @@ def store_writer(store: AssetStore, run_id: str, provider: str) -> Callable[[Job
             model=job.model,
             prompt=job.prompt,
             revised_prompt=result.revised_prompt,
-            params={
-                "size": job.size,
-                "quality": job.quality,
-                "output_format": job.output_format,
-                "output_compression": job.output_compression,
-                "background": job.background,
-            },
+            params=job.params,
             references=[r.model_dump() for r in job.references]
             + ([{**job.mask.model_dump(), "mask": True}] if job.mask else []),
             original=original,
@@ -122,7 +117,12 @@ def store_writer(store: AssetStore, run_id: str, provider: str) -> Callable[[Job
     return write
 
 
-def generate(
+def generate(*args: Any, **kwargs: Any) -> GenerationReport:
+    """Generate every job, writing each image to the store as it arrives (see generate_async)."""
+    return asyncio.run(generate_async(*args, **kwargs))
+
+
+async def generate_async(
     jobs: list[Job],
     cfg: JobConfig,
     store: AssetStore,
@@ -132,22 +132,7 @@ def generate(
     provider: Provider | None = None,
     on_outcome: Callable[[JobOutcome], None] | None = None,
 ) -> GenerationReport:
-    """Generate every job, writing each image to the store as it arrives."""
-    return asyncio.run(
-        _generate(jobs, cfg, store, run_id, started_at, prices, provider, on_outcome)
-    )
-
-
-async def _generate(
-    jobs: list[Job],
-    cfg: JobConfig,
-    store: AssetStore,
-    run_id: str,
-    started_at: datetime,
-    prices: PriceTable,
-    provider: Provider | None,
-    on_outcome: Callable[[JobOutcome], None] | None,
-) -> GenerationReport:
+    """Send every job through the provider within the limiter and the budget."""
     started = time.monotonic()
     ledger = SpendLedger(store, run_id, started_at)
     cap, before = await asyncio.to_thread(effective_cap, cfg, ledger)

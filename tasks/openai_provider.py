@@ -47,17 +47,8 @@ class OpenAIProvider:
         await self._client.close()
 
     async def generate(self, job: Job) -> ImageResult:
-        params: dict[str, Any] = {
-            "model": job.model,
-            "prompt": job.prompt,
-            "size": job.size,
-            "quality": job.quality,
-            "output_format": job.output_format,
-            "background": job.background,
-            "n": 1,
-        }
-        if job.output_compression is not None:
-            params["output_compression"] = job.output_compression
+        params: dict[str, Any] = {"model": job.model, "prompt": job.prompt, "n": 1}
+        params |= {k: v for k, v in job.params.items() if v is not None}
         try:
             if job.references:
                 files = await asyncio.gather(*(_fetch(ref) for ref in job.references))

@@ -54,6 +54,17 @@ class Job(BaseModel):
     cost_worst: float
 
     @property
+    def params(self) -> dict[str, Any]:
+        """The request parameters that decide the image, besides model and prompt."""
+        return {
+            "size": self.size,
+            "quality": self.quality,
+            "output_format": self.output_format,
+            "output_compression": self.output_compression,
+            "background": self.background,
+        }
+
+    @property
     def cost(self) -> Cost:
         return Cost(self.cost_low, self.cost_expected, self.cost_worst)
 
