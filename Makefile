@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo test lint fmt bench clean
+.PHONY: demo test lint fmt bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,15 @@ fmt: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: plan a generated 100,000-row manifest, print time and peak memory
-bench: $(VENV)/.installed
+## bench: dispatch rate vs the limit (test server), plan at 100,000 rows
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/dispatch_rate.py
 	$(BIN)/python bench/plan_scale.py --rows 100000
+
+## bench-quick: the same, small (about a minute)
+bench-quick: $(VENV)/.installed-test
+	$(BIN)/python bench/dispatch_rate.py --quick
+	$(BIN)/python bench/plan_scale.py --rows 20000
 
 clean:
 	rm -rf $(VENV) assets .pytest_cache .ruff_cache

@@ -67,6 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / f"manifest.{args.format}"
         write(make_rows(args.rows), manifest, args.format)
+        size_mb = manifest.stat().st_size / 1e6
         config = Path(tmp) / "job.yaml"
         config.write_text("partition_by: [campaign, locale]\n")
         cli = Path(sys.executable).parent / "assetgen"
@@ -80,8 +81,7 @@ def main() -> None:
             sys.exit(f"plan failed ({proc.returncode}): {proc.stderr}")
         result = json.loads(proc.stdout)
 
-    size_mb = manifest.stat().st_size / 1e6 if manifest.exists() else None
-    print(f"plan {args.rows:,} rows ({args.format}{f', {size_mb:.0f} MB' if size_mb else ''})")
+    print(f"plan {args.rows:,} rows ({args.format}, {size_mb:.1f} MB)")
     print(f"  wall time      {wall:6.2f} s   (goal < 10 s: {wall / 10:.2f}x of goal)")
     print(f"  peak memory    {peak_mb:6.0f} MB  (goal < 500 MB: {peak_mb / 500:.2f}x of goal)")
     print(f"  in-process     {result['seconds']:6.2f} s (after imports)")

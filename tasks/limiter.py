@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import re
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 # Multiplicative decrease on a 429 without rate headers, then a slow climb
 # back: about 1% of the configured rate per success.
@@ -15,20 +15,22 @@ FLOOR_FRACTION = 0.05
 
 
 class RateLimiter:
-    """GCRA on requests: each acquire gets the next slot `60 / rate` seconds after the last.
+    """Requests leave one at a time, `60 / rate` seconds apart, in the order they asked.
 
-    Slots are handed out in order, so a run holds the configured rate without
-    bursts that would trip the server's own bucket. A 429 pauses everyone,
-    not just the request that got it.
+    Only the request at the head of the queue waits on the clock, and it
+    re-reads the rate and any pause each time it wakes, so a 429 or a lower
+    limit from the server takes effect for every queued request at once.
+    No burst: time left idle is not saved up.
     """
 
-    def __init__(self, per_minute: float, clock=time.monotonic) -> None:
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.configured = per_minute
         self.ceiling = per_minute  # lowered by the server's x-ratelimit-limit-* headers
         self.rate = per_minute
         self._clock = clock
-        self._next = 0.0
+        self._last = -math.inf
         self._paused_until = 0.0
+        self._queue = asyncio.Lock()  # FIFO: first to ask, first to go
         self.pauses = 0
 
     @property
@@ -36,16 +38,17 @@ class RateLimiter:
         return 60.0 / self.rate
 
     async def acquire(self) -> None:
-        """Wait for this request's slot."""
-        while True:
-            now = self._clock()
-            at = max(self._next, self._paused_until, now)
-            self._next = at + self.interval
-            if at > now:
-                await asyncio.sleep(at - now)
-            # A pause that began while we slept voids the slot: take a new one.
-            if self._clock() >= self._paused_until:
-                return
+        """Wait for this request's turn."""
+        async with self._queue:
+            while True:
+                now = self._clock()
+                due = max(self._last + self.interval, self._paused_until)
+                if due <= now:
+                    break
+                await asyncio.sleep(due - now)
+            # Count from when the turn was due, so sleep overshoot does not
+            # slow the rate, unless we were idle (that would make a burst).
+            self._last = due if now - due < self.interval else now
 
     def pause(self, seconds: float) -> None:
         """No request starts in the next `seconds`."""
@@ -66,21 +69,27 @@ class RateLimiter:
 
     def succeeded(self, headers: Mapping[str, str]) -> None:
         """Learn from a success's headers and climb back toward the ceiling."""
-        self.observe(headers)
-        self.rate = min(self.ceiling, self.rate + self.ceiling * RECOVERY_STEP)
+        if self.observe(headers):
+            self.rate = min(self.ceiling, self.rate + self.ceiling * RECOVERY_STEP)
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Read `x-ratelimit-limit-*` (a ceiling) and `x-ratelimit-remaining-*` (0: pause)."""
+    def observe(self, headers: Mapping[str, str]) -> bool:
+        """Read `x-ratelimit-limit-*` as a ceiling; False when `x-ratelimit-remaining-*` is 0.
+
+        Nothing left means we already send at the server's edge: hold the rate
+        there rather than climb. (The reset header says when the bucket is
+        full again, not when the next request fits, so it does not pause us.)
+        """
         lowered = {k.lower(): v for k, v in headers.items()}
+        room = True
         for kind in ("requests", "images"):
             limit = _number(lowered.get(f"x-ratelimit-limit-{kind}"))
             if limit and limit < self.ceiling:
                 self.ceiling = limit
                 self.rate = min(self.rate, limit)
             remaining = _number(lowered.get(f"x-ratelimit-remaining-{kind}"))
-            reset = parse_duration(lowered.get(f"x-ratelimit-reset-{kind}"))
-            if remaining is not None and remaining < 1 and reset:
-                self.pause(reset)
+            if remaining is not None and remaining < 1:
+                room = False
+        return room
 
 
 def _number(value: str | None) -> float | None:
@@ -88,17 +97,3 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str | None) -> float | None:
-    """`6m0s`, `1.5s`, `120ms` (OpenAI's reset headers) in seconds."""
-    if not text:
-        return None
-    parts = _DURATION.findall(text.strip())
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        return _number(text)
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)

@@ -56,11 +56,31 @@ def test_run_writes_originals_and_sidecars_then_second_run_sends_nothing(tmp_pat
         assert sidecar["cost_usd"] > 0 and sidecar["attempts"] == 1
         assert sidecar["run_id"] == s1["run_id"]
 
+    outcome = _artifact("run-outcome")
+    assert {row["status"]: row["jobs"] for row in json.loads(outcome.data)}["generated"] == 6
+    assert s1["run_id"] in _artifact("run-summary").data
+
     second = _run(MANIFEST, "--store", store, "--json", *FAST)
     s2 = _json(second)
     assert second.exit_code == 0
     assert s2["skipped_existing"] == 6
     assert s2["generated"] == 0 and s2["requests"] == 0 and s2["cost_usd"] == 0
+
+
+def _artifact(key: str) -> Any:
+    """The latest Prefect artifact with this key."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert found, key
+    return found[0]
 
 
 def test_budget_for_part_of_the_manifest(tmp_path: Path) -> None:

@@ -1,0 +1,513 @@
+"""A real HTTP server speaking OpenAI's Images API wire protocol, for tests and benchmarks.
+
+The real SDK talks to it over 127.0.0.1. It validates requests like the API,
+bills usage from configs/pricing.yaml, and injects faults on demand:
+
+- in the prompt: `[[moderation]]` (400 moderation_blocked), `[[status:500x2]]`
+  (the first two requests with this prompt get a 500; any status),
+  `[[slow:2.5]]` (2.5 s more latency);
+- `fail_next(status, code, count=, retry_after_s=)`: the next requests fail;
+- `insufficient_quota = True`: every request gets 429 insufficient_quota;
+- `ipm`: a token bucket of images per minute answering 429 with retry headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import email.parser
+import email.policy
+import io
+import math
+import random
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tasks.capabilities import load_model_table, size_problem
+from tasks.pricing import load_price_table, output_tokens
+
+_SCRIPT = re.compile(r"\[\[status:(\d{3})x(\d+)\]\]")
+_SLOW = re.compile(r"\[\[slow:(\d+(?:\.\d+)?)\]\]")
+FORMATS = ("png", "jpeg", "webp")
+QUALITIES = ("low", "medium", "high", "auto")
+
+
+@dataclass
+class RequestRecord:
+    endpoint: str
+    model: str | None
+    prompt: str
+    size: str | None
+    quality: str | None
+    output_format: str | None
+    n: int
+    n_images_in: int
+    has_mask: bool
+    started: float
+    status: int = 0
+    error_code: str | None = None
+    billed_usd: float = 0.0
+    finished: float = 0.0
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.type, self.param = status, code, type_, param
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def response(self, headers: dict[str, str]) -> JSONResponse:
+        body = {"message": str(self), "type": self.type, "param": self.param, "code": self.code}
+        return JSONResponse(
+            {"error": {**body, **self.extra}}, self.status, headers={**headers, **self.headers}
+        )
+
+
+class FakeOpenAI:
+    """The test server; start() it or use it as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk-test-fake",
+        ipm: float | None = None,
+        burst: float | None = None,
+        latency_s: float = 0.0,
+        latency_jitter: float = 0.0,
+        rate_headers: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.ipm = ipm
+        self.burst = burst
+        self.latency_s = latency_s
+        self.latency_jitter = latency_jitter
+        self.rate_headers = rate_headers
+        self.insufficient_quota = False
+        self._seed = seed
+        self._lock = threading.Lock()
+        self._models = load_model_table()
+        self._prices = load_price_table()
+        self._images: dict[tuple[str, str, bool], bytes] = {}
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+        self.reset()
+
+    # --- control ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget requests, faults and modes; keep the port and the settings."""
+        with self._lock:
+            self.requests: list[RequestRecord] = []
+            self._faults: deque[ApiError] = deque()
+            self._scripted: Counter[str] = Counter()
+            self.insufficient_quota = False
+            self._tokens: float | None = None
+            self._refilled = time.monotonic()
+            self._rng = random.Random(self._seed)
+
+    def fail_next(
+        self,
+        status: int,
+        code: str | None = None,
+        *,
+        count: int = 1,
+        retry_after_s: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """The next `count` image requests get this error (not billed)."""
+        headers = {}
+        if retry_after_s is not None:
+            headers = {
+                "retry-after-ms": str(int(retry_after_s * 1000)),
+                "retry-after": str(math.ceil(retry_after_s)),
+            }
+        with self._lock:
+            for _ in range(count):
+                self._faults.append(
+                    ApiError(status, message or f"injected {status}", code=code, headers=headers)
+                )
+
+    @property
+    def billed_usd(self) -> float:
+        with self._lock:
+            return sum(r.billed_usd for r in self.requests)
+
+    @property
+    def images_billed(self) -> int:
+        with self._lock:
+            return sum(r.n for r in self.requests if r.billed_usd > 0)
+
+    def count(self, status: int | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if status is None or r.status == status)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAI:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        app = Starlette(
+            routes=[
+                Route("/v1/images/generations", self._generations, methods=["POST"]),
+                Route("/v1/images/edits", self._edits, methods=["POST"]),
+            ]
+        )
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            backlog=4096,
+            timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._thread is not None:
+                self._thread.join(10)
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def _generations(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return ApiError(400, "We could not parse the JSON body of your request.").response({})
+        return await self._handle(request, "generations", body, [], None)
+
+    async def _edits(self, request: Request) -> Response:
+        raw = await request.body()
+        content_type = request.headers.get("content-type", "")
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+        )
+        fields: dict[str, Any] = {}
+        images: list[bytes] = []
+        mask: bytes | None = None
+        if message.is_multipart():
+            for part in message.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                data = part.get_payload(decode=True) or b""
+                if name in ("image", "image[]"):
+                    images.append(data)
+                elif name == "mask":
+                    mask = data
+                elif name:
+                    fields[name] = data.decode("utf-8")
+        for key in ("n", "output_compression"):
+            if key in fields:
+                with contextlib.suppress(ValueError):
+                    fields[key] = int(fields[key])
+        return await self._handle(request, "edits", fields, images, mask)
+
+    async def _handle(
+        self,
+        request: Request,
+        endpoint: str,
+        body: dict[str, Any],
+        images: list[bytes],
+        mask: bytes | None,
+    ) -> Response:
+        prompt = str(body.get("prompt") or "")
+        n = body.get("n", 1) if isinstance(body.get("n", 1), int) else 0
+        record = RequestRecord(
+            endpoint=endpoint,
+            model=body.get("model"),
+            prompt=prompt,
+            size=body.get("size"),
+            quality=body.get("quality"),
+            output_format=body.get("output_format"),
+            n=n,
+            n_images_in=len(images),
+            has_mask=mask is not None,
+            started=time.monotonic(),
+        )
+        with self._lock:
+            self.requests.append(record)
+        headers = {"x-request-id": f"req_{secrets.token_hex(12)}"}
+        try:
+            self._check_key(request)
+            self._arrival_faults(prompt)
+            params = self._validate(body, images, mask)
+            headers |= self._take_tokens(max(n, 1))
+            await asyncio.sleep(self._latency(prompt))
+            payload, billed = self._image_response(params, images)
+        except ApiError as e:
+            record.status, record.error_code, record.finished = e.status, e.code, time.monotonic()
+            return e.response(headers)
+        record.status, record.billed_usd, record.finished = 200, billed, time.monotonic()
+        return JSONResponse(payload, headers=headers)
+
+    # --- behaviour ----------------------------------------------------------------------
+
+    def _check_key(self, request: Request) -> None:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            raise ApiError(
+                401,
+                "Incorrect API key provided: sk-***. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+
+    def _arrival_faults(self, prompt: str) -> None:
+        if self.insufficient_quota:
+            raise ApiError(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                code="insufficient_quota",
+                type_="insufficient_quota",
+            )
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            raise fault
+        if "[[moderation]]" in prompt:
+            raise ApiError(
+                400,
+                "Your request was rejected by the safety system. If you believe this is an "
+                "error, contact us at help.openai.com and include the request ID.",
+                code="moderation_blocked",
+                type_="image_generation_user_error",
+                extra={"moderation_details": {"categories": ["test"], "flagged": True}},
+            )
+        if m := _SCRIPT.search(prompt):
+            status, times = int(m[1]), int(m[2])
+            with self._lock:
+                self._scripted[prompt] += 1
+                hit = self._scripted[prompt] <= times
+            if hit:
+                code = "rate_limit_exceeded" if status == 429 else None
+                headers = {"retry-after-ms": "100", "retry-after": "1"} if status == 429 else {}
+                raise ApiError(status, f"scripted {status}", code=code, headers=headers)
+
+    def _validate(
+        self, body: dict[str, Any], images: list[bytes], mask: bytes | None
+    ) -> dict[str, Any]:
+        model = body.get("model")
+        if not model:
+            raise ApiError(400, "Missing required parameter: 'model'.", param="model")
+        caps = self._models.get(model)
+        if caps is None:
+            raise ApiError(
+                404,
+                f"The model '{model}' does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= caps.max_prompt_chars:
+            raise ApiError(400, "Invalid 'prompt': length out of range.", param="prompt")
+        if "response_format" in body:
+            raise ApiError(
+                400,
+                "Unknown parameter: 'response_format'.",
+                code="unknown_parameter",
+                param="response_format",
+            )
+        if "input_fidelity" in body and not caps.input_fidelity:
+            raise ApiError(400, "input_fidelity is not supported.", param="input_fidelity")
+        size = body.get("size") or "auto"
+        if size != "auto" and (problem := size_problem(size, caps)):
+            raise ApiError(
+                400, f"Invalid size '{size}': {problem}", code="invalid_value", param="size"
+            )
+        quality = body.get("quality") or "auto"
+        if quality not in QUALITIES:
+            raise ApiError(
+                400, f"Invalid quality '{quality}'.", code="invalid_value", param="quality"
+            )
+        fmt = body.get("output_format") or "png"
+        if fmt not in FORMATS:
+            raise ApiError(
+                400, f"Invalid output_format '{fmt}'.", code="invalid_value", param="output_format"
+            )
+        compression = body.get("output_compression")
+        if compression is not None and (
+            fmt == "png" or not isinstance(compression, int) or not 0 <= compression <= 100
+        ):
+            raise ApiError(400, "Invalid output_compression.", param="output_compression")
+        background = body.get("background") or "auto"
+        if background not in ("auto", "opaque", "transparent") or (
+            background == "transparent" and fmt == "jpeg"
+        ):
+            raise ApiError(400, "Invalid background.", param="background")
+        n = body.get("n", 1)
+        if not isinstance(n, int) or not 1 <= n <= caps.max_n:
+            raise ApiError(400, "Invalid 'n'.", code="invalid_value", param="n")
+        inputs: list[tuple[int, int]] = []
+        if images or mask is not None:
+            if not 1 <= len(images) <= caps.max_reference_images:
+                raise ApiError(400, "Invalid 'image': between 1 and 16 images.", param="image")
+            for data in images:
+                try:
+                    with Image.open(io.BytesIO(data)) as img:
+                        if img.format not in ("PNG", "JPEG", "WEBP", "MPO"):
+                            raise ValueError(img.format)
+                        inputs.append(img.size)
+                except Exception as e:
+                    raise ApiError(400, f"Invalid image file: {e}", param="image") from None
+            if mask is not None:
+                try:
+                    with Image.open(io.BytesIO(mask)) as img:
+                        ok = img.format == "PNG" and "A" in img.getbands()
+                        same = img.size == inputs[0]
+                except Exception:
+                    ok = same = False
+                if not ok or not same:
+                    raise ApiError(
+                        400, "Invalid mask: PNG with alpha, same size as the image.", param="mask"
+                    )
+        return {
+            "model": model,
+            "prompt": prompt,
+            "size": size,
+            "quality": quality,
+            "output_format": fmt,
+            "background": background,
+            "n": n,
+            "inputs": inputs,
+        }
+
+    def _take_tokens(self, images: int) -> dict[str, str]:
+        """The images-per-minute bucket: 429 when empty; rate headers either way."""
+        if not self.ipm:
+            return {}
+        capacity = self.burst or max(1.0, self.ipm / 60)
+        per_s = self.ipm / 60
+        with self._lock:
+            now = time.monotonic()
+            if self._tokens is None:
+                self._tokens = capacity
+            self._tokens = min(capacity, self._tokens + (now - self._refilled) * per_s)
+            self._refilled = now
+            short = images - self._tokens
+            if short <= 0:
+                self._tokens -= images
+            remaining = max(0, int(self._tokens))
+        reset_s = max(0.0, (capacity - remaining) / per_s)
+        headers = {}
+        if self.rate_headers:
+            headers = {
+                "x-ratelimit-limit-requests": str(int(self.ipm)),
+                "x-ratelimit-remaining-requests": str(remaining),
+                "x-ratelimit-reset-requests": f"{int(reset_s * 1000)}ms",
+            }
+        if short > 0:
+            wait = short / per_s
+            raise ApiError(
+                429,
+                f"Rate limit reached for images per min (IPM): Limit {int(self.ipm)}. "
+                f"Please try again in {int(wait * 1000)}ms.",
+                code="rate_limit_exceeded",
+                type_="requests",
+                headers={
+                    **headers,
+                    "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
+                    "retry-after": str(max(1, math.ceil(wait))),
+                },
+            )
+        return headers
+
+    def _latency(self, prompt: str) -> float:
+        with self._lock:
+            jitter = self._rng.uniform(-self.latency_jitter, self.latency_jitter)
+        extra = float(m[1]) if (m := _SLOW.search(prompt)) else 0.0
+        return max(0.0, self.latency_s + jitter) + extra
+
+    def _image_response(
+        self, params: dict[str, Any], inputs: list[bytes]
+    ) -> tuple[dict[str, Any], float]:
+        size = "1024x1024" if params["size"] == "auto" else params["size"]
+        quality = "medium" if params["quality"] == "auto" else params["quality"]
+        fmt, transparent = params["output_format"], params["background"] == "transparent"
+        pricing = self._prices.pricing(params["model"])
+        text = math.ceil(len(params["prompt"]) / 4)
+        image_in = sum(pricing.image_input.tokens(w, h) for w, h in params["inputs"])
+        out = math.ceil(output_tokens(pricing, size, quality).expected)
+        n = params["n"]
+        per = pricing.per_million_tokens
+        billed = (
+            text * per.text_input + image_in * per.image_input + out * n * per.image_output
+        ) / 1e6
+        b64 = base64.b64encode(self._image(size, fmt, transparent)).decode()
+        payload = {
+            "created": int(time.time()),
+            "data": [{"b64_json": b64} for _ in range(n)],
+            "background": "transparent" if transparent else "opaque",
+            "output_format": fmt,
+            "quality": quality,
+            "size": size,
+            "usage": {
+                "input_tokens": text + image_in,
+                "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},
+                "output_tokens": out * n,
+                "output_tokens_details": {"image_tokens": out * n, "text_tokens": 0},
+                "total_tokens": text + image_in + out * n,
+            },
+        }
+        return payload, billed
+
+    def _image(self, size: str, fmt: str, transparent: bool) -> bytes:
+        key = (size, fmt, transparent)
+        with self._lock:
+            cached = self._images.get(key)
+        if cached is None:
+            w, h = (int(v) for v in size.split("x"))
+            mode, colour = ("RGBA", (40, 90, 160, 0)) if transparent else ("RGB", (40, 90, 160))
+            buf = io.BytesIO()
+            options = {"compress_level": 1} if fmt == "png" else {"quality": 80}
+            Image.new(mode, (w, h), colour).save(buf, fmt.upper(), **options)
+            cached = buf.getvalue()
+            with self._lock:
+                self._images[key] = cached
+        return cached
