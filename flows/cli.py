@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flows.catalog_cli import app as catalog_app
 from tasks.capabilities import load_model_table
 from tasks.config import ConfigError, load_job_config
 from tasks.manifest import Reject
@@ -32,6 +33,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(catalog_app, name="catalog")
 
 
 @app.callback()
@@ -208,6 +212,42 @@ def run(
         _print_run(summary)
     done = summary["failed"] + summary["budget_exhausted"] + summary["stopped"] == 0
     raise typer.Exit(EXIT_OK if done else EXIT_SOME_FAILED)
+
+
+@app.command()
+def refresh(
+    preset: Annotated[
+        list[str] | None,
+        typer.Option("--preset", "-p", help="Preset to (re)render; repeatable [default: config]."),
+    ] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Store URL.")] = None,
+    config: ConfigOpt = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="KEY=VALUE selection; repeatable.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-render renditions from stored originals with new or changed presets. No API calls."""
+    from flows.catalog_cli import parse_where
+    from flows.refresh import refresh_renditions
+
+    try:
+        load_job_config(config, {"store": store})
+        summary = refresh_renditions(
+            preset, store, str(config) if config else None, parse_where(where)
+        )
+    except ConfigError as e:
+        _bad_input(e, as_json)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        Console(highlight=False, soft_wrap=True).print(
+            f"refreshed {summary['refreshed']} of {summary['selected']} assets with "
+            f"{', '.join(summary['presets'])} (no API calls)"
+        )
+        for error in summary["errors"]:
+            Console(stderr=True, soft_wrap=True).print(f"[yellow]{escape(error)}[/]")
+    raise typer.Exit(EXIT_SOME_FAILED if summary["errors"] else EXIT_OK)
 
 
 def _print_run(r: dict[str, Any]) -> None:

@@ -64,9 +64,9 @@ def plan_jobs(manifest: str, fmt: str | None, cfg: JobConfig, rejects_url: str) 
 
 
 @task(name="skip-existing", **TASK_OPTIONS)
-def skip_existing(store_url: str, jobs: list[Job]) -> ToDo:
+def skip_existing(store: AssetStore, jobs: list[Job]) -> ToDo:
     """Drop jobs whose asset is already stored, and repeats of the same asset_id."""
-    existing = AssetStore(store_url).existing()
+    existing = store.existing()
     seen: set[str] = set()
     todo: list[Job] = []
     skipped = duplicates = 0
@@ -83,10 +83,10 @@ def skip_existing(store_url: str, jobs: list[Job]) -> ToDo:
 
 @task(name="generate", **TASK_OPTIONS)
 def generate_images(
-    jobs: list[Job], cfg: JobConfig, store_url: str, run_id: str, started_at: datetime
+    jobs: list[Job], cfg: JobConfig, store: AssetStore, run_id: str, started_at: datetime
 ) -> GenerationReport:
-    """Send every job through the provider; each image is stored as it arrives."""
-    return generate(jobs, cfg, AssetStore(store_url), run_id, started_at, load_price_table())
+    """Send every job through the provider; each image is stored, rendered and catalogued."""
+    return generate(jobs, cfg, store, run_id, started_at, load_price_table())
 
 
 @flow(name="generate_assets", log_prints=False)
@@ -101,10 +101,10 @@ def generate_assets(
     started_at = now_utc()
     run_id = run_id or new_run_id(started_at)
     cfg = load_job_config(config, overrides)
-    store = AssetStore(cfg.store)
+    store = AssetStore(cfg.store, cfg.store_options)
     planned = plan_jobs(manifest, fmt, cfg, store.uri(f"{RUNS}/{run_id}/rejects.csv"))
-    todo = skip_existing(cfg.store, planned.jobs)
-    report = generate_images(todo.jobs, cfg, cfg.store, run_id, started_at)
+    todo = skip_existing(store, planned.jobs)
+    report = generate_images(todo.jobs, cfg, store, run_id, started_at)
     summary = run_summary(run_id, manifest, cfg, planned, todo, report)
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     _artifacts(summary)
@@ -155,6 +155,8 @@ def run_summary(
         "errors": dict(report.errors),
         "top_failures": [{"reason": r, "count": n} for r, n in failures.most_common(10)],
         "rejects_file": planned.rejects_url,
+        "rendition_errors": report.rendition_errors[:10],
+        "catalog_rows": report.catalog_rows,
         "seconds": round(report.seconds, 3),
     }
 

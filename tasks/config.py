@@ -9,6 +9,8 @@ import fsspec
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tasks.render import Preset, load_presets
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
@@ -62,16 +64,6 @@ class BudgetConfig(StrictModel):
         return self
 
 
-class RenditionPreset(StrictModel):
-    """One output shape made from every original."""
-
-    width: int = Field(gt=0, le=16384)
-    height: int = Field(gt=0, le=16384)
-    fit: Literal["contain", "cover"] = "contain"
-    format: Literal["png", "jpeg", "webp"] = "webp"
-    quality: int = Field(85, ge=1, le=100)
-
-
 class JobConfig(StrictModel):
     """Everything one run needs besides the manifest."""
 
@@ -79,10 +71,14 @@ class JobConfig(StrictModel):
     prompt_template: str | None = None
     partition_by: list[str] = []
     renditions: list[str] = []
-    presets: dict[str, RenditionPreset] = {}
+    presets: dict[str, Preset] = {}
+    render_workers: int | None = Field(None, ge=1, description="rendition processes; None: cores")
     budget: BudgetConfig = BudgetConfig()
     provider: Literal["openai", "placeholder"] = "placeholder"
     store: str = "./assets"
+    store_options: dict[str, Any] = Field(
+        {}, description="fsspec options for the store, e.g. S3 endpoint_url, key, secret"
+    )
     limits: Limits = Limits()
 
     @model_validator(mode="after")
@@ -139,8 +135,11 @@ def load_job_config(
     data = load_yaml(DEFAULT_CONFIG)
     if path is not None:
         data = _deep_merge(data, load_yaml(path))
-    presets = load_yaml(CONFIG_DIR / "renditions.yaml").get("presets", {})
-    data["presets"] = {**presets, **data.get("presets", {})}
+    try:
+        shipped = {k: v.model_dump() for k, v in load_presets().items()}
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    data["presets"] = {**shipped, **data.get("presets", {})}
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

@@ -8,7 +8,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,7 +49,9 @@ class Attempted:
     cost_usd: float
 
 
-Writer = Callable[[Job, Attempted], str]
+# Stores a finished image; returns where. Slow work belongs in threads or
+# processes: the writer runs on the dispatch loop.
+Writer = Callable[[Job, Attempted], Awaitable[str]]
 
 
 @dataclass
@@ -171,9 +173,7 @@ class Dispatcher:
         )
         self.budget.settle(held, cost, u.output_tokens)
         try:
-            uri = await asyncio.to_thread(
-                self.write, job, Attempted(result, attempts, latency, cost)
-            )
+            uri = await self.write(job, Attempted(result, attempts, latency, cost))
         except Exception as e:
             reason = f"paid but could not be stored: {type(e).__name__}: {e}"
             return JobOutcome(job, "failed", reason, cost, attempts)

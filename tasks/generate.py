@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import time
 from collections import Counter
@@ -15,12 +16,14 @@ from typing import Any
 from PIL import Image
 
 from tasks.budget import Budget
+from tasks.catalog import CatalogWriter, row_from_outcome
 from tasks.config import JobConfig
 from tasks.dispatch import Attempted, Dispatcher, JobOutcome, RetryPolicy
 from tasks.ledger import SpendLedger
 from tasks.limiter import RateLimiter
 from tasks.placeholder import PlaceholderProvider
 from tasks.plan import Job
+from tasks.postprocess import PostProcessor, rendition_pool
 from tasks.pricing import PriceTable
 from tasks.providers import Provider
 from tasks.store import EXTENSIONS, AssetStore, Sidecar, now_utc
@@ -42,6 +45,8 @@ class GenerationReport:
     cap_usd: float | None = None
     period_spent_before_usd: float = 0.0
     rate_limit_pauses: int = 0
+    rendition_errors: list[str] = field(default_factory=list)
+    catalog_rows: int = 0
     seconds: float = 0.0
 
 
@@ -64,57 +69,56 @@ def effective_cap(cfg: JobConfig, ledger: SpendLedger) -> tuple[float | None, fl
     return (left if cap is None else min(cap, left)), before
 
 
-def store_writer(store: AssetStore, run_id: str, provider: str) -> Callable[[Job, Attempted], str]:
-    """Writes original + sidecar the moment a response arrives; returns the sidecar URL."""
+def build_sidecar(job: Job, done: Attempted, run_id: str, provider: str) -> Sidecar:
+    """The sidecar of a freshly generated image."""
+    result = done.result
+    with Image.open(io.BytesIO(result.image)) as img:
+        width, height = img.size
+    return Sidecar(
+        asset_id=job.asset_id,
+        run_id=run_id,
+        created_at=now_utc(),
+        row=job.row,
+        row_id=job.row_id,
+        variant=job.variant,
+        partition=job.partition,
+        metadata=job.metadata,
+        provider=provider,
+        model=job.model,
+        prompt=job.prompt,
+        revised_prompt=result.revised_prompt,
+        params=job.params,
+        references=[r.model_dump() for r in job.references]
+        + ([{**job.mask.model_dump(), "mask": True}] if job.mask else []),
+        original=f"original.{EXTENSIONS.get(result.output_format, result.output_format)}",
+        width=width,
+        height=height,
+        bytes=len(result.image),
+        sha256=hashlib.sha256(result.image).hexdigest(),
+        returned={
+            "size": result.size,
+            "quality": result.quality,
+            "output_format": result.output_format,
+            "background": result.background,
+        },
+        usage=result.usage,
+        cost_usd=done.cost_usd,
+        request_id=result.request_id,
+        latency_s=round(done.latency_s, 3),
+        attempts=done.attempts,
+    )
 
-    def write(job: Job, done: Attempted) -> str:
-        result = done.result
-        original = f"original.{EXTENSIONS.get(result.output_format, result.output_format)}"
-        with Image.open(io.BytesIO(result.image)) as img:
-            width, height = img.size
-        sidecar = Sidecar(
-            asset_id=job.asset_id,
-            run_id=run_id,
-            created_at=now_utc(),
-            row=job.row,
-            row_id=job.row_id,
-            variant=job.variant,
-            partition=job.partition,
-            metadata=job.metadata,
-            provider=provider,
-            model=job.model,
-            prompt=job.prompt,
-            revised_prompt=result.revised_prompt,
-            params=job.params,
-            references=[r.model_dump() for r in job.references]
-            + ([{**job.mask.model_dump(), "mask": True}] if job.mask else []),
-            original=original,
-            width=width,
-            height=height,
-            bytes=len(result.image),
-            returned={
-                "size": result.size,
-                "quality": result.quality,
-                "output_format": result.output_format,
-                "background": result.background,
-            },
-            usage=result.usage,
-            cost_usd=done.cost_usd,
-            request_id=result.request_id,
-            latency_s=round(done.latency_s, 3),
-            attempts=done.attempts,
-        )
-        folder = store.asset_dir(job)
-        for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
-            try:
-                return store.write_asset(folder, original, result.image, sidecar)
-            except OSError:
-                if attempt == STORE_WRITE_ATTEMPTS:
-                    raise
-                time.sleep(0.5 * attempt)
-        raise AssertionError("unreachable")
 
-    return write
+def write_with_retries(store: AssetStore, folder: str, image: bytes, sidecar: Sidecar) -> str:
+    """Original then sidecar, retried: the image is paid for, a store hiccup must not lose it."""
+    for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
+        try:
+            return store.write_asset(folder, sidecar.original, image, sidecar)
+        except OSError:
+            if attempt == STORE_WRITE_ATTEMPTS:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
 
 
 def generate(*args: Any, **kwargs: Any) -> GenerationReport:
@@ -140,15 +144,34 @@ async def generate_async(
     limits = cfg.limits
     limiter = RateLimiter(min(limits.ipm, limits.rpm or limits.ipm))
     provider = provider or make_provider(cfg, prices)
+    catalog = CatalogWriter(store, run_id)
+    presets = {name: cfg.presets[name] for name in cfg.renditions}
+    pool = rendition_pool(cfg.render_workers) if presets else None
+    post = PostProcessor(store, presets, catalog, pool)
+
+    async def write(job: Job, done: Attempted) -> str:
+        sidecar = build_sidecar(job, done, run_id, provider.name)
+        folder = store.asset_dir(job)
+        uri = await asyncio.to_thread(write_with_retries, store, folder, done.result.image, sidecar)
+        await post.submit(folder, done.result.image, sidecar)
+        return uri
+
+    def outcome(o: JobOutcome) -> None:
+        if o.status != "generated":
+            catalog_rows.append(row_from_outcome(o, run_id))
+        if on_outcome:
+            on_outcome(o)
+
+    catalog_rows: list[dict[str, Any]] = []
     dispatcher = Dispatcher(
         provider=provider,
         limiter=limiter,
         budget=budget,
         prices=prices,
-        write=store_writer(store, run_id, provider.name),
+        write=write,
         retry=RetryPolicy(limits.max_attempts, limits.backoff_base_s, limits.backoff_max_s),
         concurrency=limits.concurrency,
-        on_outcome=on_outcome,
+        on_outcome=outcome,
     )
 
     done = asyncio.Event()
@@ -172,6 +195,12 @@ async def generate_async(
         await ledger_task
         await provider.aclose()
         await asyncio.to_thread(ledger.record, budget.spent, budget.reserved, True)
+        await post.drain()
+        if pool is not None:
+            pool.shutdown()
+        for row in catalog_rows:
+            catalog.add(row)
+        await asyncio.to_thread(catalog.flush)
     return GenerationReport(
         outcomes=outcomes,
         requests_sent=dispatcher.requests_sent,
@@ -182,5 +211,7 @@ async def generate_async(
         cap_usd=None if budget.cap == float("inf") else budget.cap,
         period_spent_before_usd=before,
         rate_limit_pauses=limiter.pauses,
+        rendition_errors=post.errors,
+        catalog_rows=catalog.rows_written,
         seconds=time.monotonic() - started,
     )

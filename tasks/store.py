@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
-from tasks.fsio import open_atomic
 from tasks.plan import Job
 from tasks.providers import Usage
 
@@ -18,6 +20,19 @@ SIDECAR = "asset.json"
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 # Folders of the store that hold run records, not assets.
 SYSTEM_PREFIX = "_"
+
+
+class RenditionInfo(BaseModel):
+    """One rendition file next to the original."""
+
+    name: str
+    file: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    quality: int | None = None
+    note: str | None = None
 
 
 class Sidecar(BaseModel):
@@ -41,6 +56,8 @@ class Sidecar(BaseModel):
     width: int | None = None
     height: int | None = None
     bytes: int
+    sha256: str | None = None
+    renditions: list[RenditionInfo] = []
     returned: dict[str, Any] = {}
     usage: Usage
     cost_usd: float
@@ -49,22 +66,52 @@ class Sidecar(BaseModel):
     attempts: int
 
 
+class UnsafePath(ValueError):
+    """A path built from user data that would not stay one folder inside the store."""
+
+
+def _segment(text: str) -> str:
+    # Percent-encoding leaves no separator; what is left that could still
+    # move out of the folder (empty, '.', '..') is refused.
+    encoded = quote(text, safe="")
+    if encoded in ("", ".", ".."):
+        raise UnsafePath(f"{text!r} cannot be a folder name")
+    return encoded
+
+
 def partition_path(partition: dict[str, str]) -> str:
-    """Hive-style `key=value/...`, each value percent-encoded so it stays one folder."""
-    return "/".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in partition.items())
+    """Hive-style `key=value/...`, each part percent-encoded so it stays one folder."""
+    return "/".join(f"{_segment(k)}={_segment(v)}" for k, v in partition.items())
+
+
+def asset_folder(partition: dict[str, str], asset_id: str) -> str:
+    """Folder of an asset, relative to the store root."""
+    if not asset_id.isalnum():
+        raise UnsafePath(f"asset_id {asset_id!r} is not alphanumeric")
+    part = partition_path(partition)
+    return f"{part}/{asset_id}" if part else asset_id
 
 
 class AssetStore:
-    """An fsspec URL (local folder, s3://bucket/prefix, memory://...) holding assets."""
+    """An fsspec URL (local folder, s3://bucket/prefix, memory://...) holding assets.
 
-    def __init__(self, url: str) -> None:
+    `options` go to the filesystem (for S3: `endpoint_url`, `key`, `secret`,
+    `client_kwargs`...); without them s3fs reads the standard AWS environment.
+    """
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url.rstrip("/")
-        self.fs, self._root = fsspec.core.url_to_fs(self.url)
+        self.options = options or {}
+        self.fs, self._root = fsspec.core.url_to_fs(self.url, **self.options)
+        self._local = isinstance(self.fs, LocalFileSystem)
 
     def asset_dir(self, job: Job) -> str:
         """Folder of a job's asset, relative to the store root."""
-        part = partition_path(job.partition)
-        return f"{part}/{job.asset_id}" if part else job.asset_id
+        return asset_folder(job.partition, job.asset_id)
+
+    def path(self, relative: str) -> str:
+        """The filesystem path (no protocol) of a path inside the store."""
+        return f"{self._root.rstrip('/')}/{relative}"
 
     def uri(self, relative: str) -> str:
         """The full URL of a path inside the store."""
@@ -85,19 +132,32 @@ class AssetStore:
         return found
 
     def write_bytes(self, relative: str, data: bytes) -> str:
-        """Write one object whole; returns its URL."""
-        url = self.uri(relative)
-        with open_atomic(url, "wb") as f:
-            f.write(data)
-        return url
+        """Write one object whole (local: temp file then rename; S3: one PUT); returns its URL."""
+        path = self.path(relative)
+        if self._local:
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            self.fs.pipe_file(path, data)
+        return self.uri(relative)
+
+    def read_bytes(self, relative: str) -> bytes:
+        return self.fs.cat_file(self.path(relative))
 
     def write_json(self, relative: str, obj: Any) -> str:
         """Write a JSON document whole; returns its URL."""
         return self.write_bytes(relative, json.dumps(obj, indent=2, default=str).encode())
 
     def read_json(self, relative: str) -> Any:
-        with self.fs.open(f"{self._root}/{relative}", "rb") as f:
-            return json.load(f)
+        return json.loads(self.read_bytes(relative))
 
     def write_asset(self, folder: str, original: str, image: bytes, sidecar: Sidecar) -> str:
         """Original first, then the sidecar: a sidecar means the asset is complete."""

@@ -16,6 +16,7 @@ from tasks.config import JobConfig, load_job_config
 from tasks.plan import Planner
 from tasks.pricing import PriceTable, load_price_table
 from tasks.rows import RowContext
+from tests.fakes.images_api import FakeOpenAI
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -102,3 +103,21 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+FAKE_KEY = "sk-test-fake-0123456789"
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[FakeOpenAI]:
+    """The Images API test server, shared by the session."""
+    with FakeOpenAI(api_key=FAKE_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def fake(openai_server: FakeOpenAI) -> FakeOpenAI:
+    """The test server with counters and faults cleared."""
+    openai_server.reset()
+    openai_server.api_key = FAKE_KEY
+    return openai_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -77,6 +77,10 @@ class Scripted:
         pass
 
 
+async def _memory_writer(job: Job, done: Attempted) -> str:
+    return f"memory://{job.asset_id}"
+
+
 def run(
     jobs: list[Job],
     provider: Scripted,
@@ -84,7 +88,7 @@ def run(
     *,
     cap: float | None = None,
     per_minute: float = FAST,
-    write: Callable[[Job, Attempted], str] | None = None,
+    write: Callable[[Job, Attempted], Awaitable[str]] | None = None,
     **kwargs,
 ) -> tuple[list[JobOutcome], Dispatcher]:
     async def go() -> tuple[list[JobOutcome], Dispatcher]:
@@ -93,7 +97,7 @@ def run(
             limiter=RateLimiter(per_minute),
             budget=Budget(cap, prices),
             prices=prices,
-            write=write or (lambda job, done: f"mem://{job.asset_id}"),
+            write=write or _memory_writer,
             retry=RetryPolicy(max_attempts=4, backoff_base_s=0.001, backoff_max_s=0.01),
             rng=random.Random(0),
             **kwargs,
@@ -211,7 +215,7 @@ def test_rate_limited_429_pauses_the_whole_run(prices: PriceTable) -> None:
 
 
 def test_store_failure_is_reported_and_still_billed(prices: PriceTable) -> None:
-    def broken(job: Job, done: Attempted) -> str:
+    async def broken(job: Job, done: Attempted) -> str:
         raise OSError("disk full")
 
     outcomes, d = run([make_job(0)], Scripted(), prices, write=broken)
@@ -227,7 +231,7 @@ def test_concurrency_defaults_to_rate_times_latency(prices: PriceTable) -> None:
             limiter=RateLimiter(250),
             budget=Budget(None, prices),
             prices=prices,
-            write=lambda job, done: "",
+            write=_memory_writer,
         )
         d.latency_s = 90
         slow = d.in_flight_target()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +20,9 @@ from tasks.openai_provider import OpenAIProvider
 from tasks.plan import Planner
 from tasks.pricing import PriceTable
 from tasks.store import AssetStore, now_utc
+from tests.conftest import FAKE_KEY as KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.helpers import plan_all, write_manifest
-
-KEY = "sk-test-fake"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeOpenAI) -> FakeOpenAI:
-    server.reset()
-    server.api_key = KEY
-    return server
 
 
 def provider(fake: FakeOpenAI, *, key: str = KEY, timeout_s: float = 30) -> OpenAIProvider:

@@ -1,0 +1,185 @@
+"""`assetgen catalog ...`: list, show, export, rebuild and compact the catalog."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tasks import catalog as cat
+from tasks.config import ConfigError, load_job_config
+from tasks.store import AssetStore
+
+app = typer.Typer(help="Query and maintain the catalog of a store.", no_args_is_help=True)
+
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="Store URL [default: the config's store].")
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Job config YAML.")]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option("--where", help="KEY=VALUE on a partition, column or metadata key; repeatable."),
+]
+StatusOpt = Annotated[
+    str | None, typer.Option("--status", help="generated, failed, budget_exhausted, stopped.")
+]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Created at or after (ISO date or time, UTC).")
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")]
+
+# Columns shown by `list` as a table; exports carry every column.
+TABLE_COLUMNS = ("asset_id", "row_id", "status", "size", "quality", "cost_usd", "run_id")
+# A spreadsheet runs a cell that starts like a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def open_store(store: str | None, config: Path | None) -> AssetStore:
+    try:
+        cfg = load_job_config(config, {"store": store})
+    except ConfigError as e:
+        _fail(str(e))
+    return AssetStore(cfg.store, cfg.store_options)
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(2)
+
+
+def parse_where(where: list[str] | None) -> list[tuple[str, str]]:
+    pairs = []
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--where {item!r}: expected KEY=VALUE")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def parse_since(since: str | None) -> datetime | None:
+    if since is None:
+        return None
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError:
+        _fail(f"--since {since!r}: expected an ISO date or time")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _selected(
+    store: AssetStore, where: list[str] | None, status: str | None, since: str | None
+) -> pa.Table:
+    return cat.select(cat.read_catalog(store), parse_where(where), status, parse_since(since))
+
+
+def _safe_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return value
+
+
+def write_rows(table: pa.Table, fmt: str, output: Path | None) -> None:
+    """The rows in `fmt` to `output` (or stdout)."""
+    if fmt == "parquet":
+        if output is None:
+            _fail("--format parquet needs --output")
+        pq.write_table(table, output)
+        return
+    rows = table.to_pylist()
+    text = io.StringIO()
+    if fmt == "csv":
+        writer = csv.writer(text)
+        writer.writerow(table.column_names)
+        for row in rows:
+            writer.writerow([_safe_cell(row[c]) for c in table.column_names])
+    elif fmt == "json":
+        for row in rows:
+            text.write(json.dumps(row, default=str) + "\n")
+    elif fmt == "table":
+        grid = Table(show_edge=False)
+        for column in TABLE_COLUMNS:
+            grid.add_column(column, overflow="fold")
+        for row in rows:
+            grid.add_row(*(str(row[c]) if row[c] is not None else "" for c in TABLE_COLUMNS))
+        Console(file=text, width=200, highlight=False).print(grid)
+        text.write(f"{len(rows)} assets\n")
+    else:
+        _fail(f"--format {fmt!r}: expected table, csv, json or parquet")
+    if output is None:
+        sys.stdout.write(text.getvalue())
+    else:
+        output.write_text(text.getvalue(), encoding="utf-8")
+
+
+@app.command("list")
+def list_(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    where: WhereOpt = None,
+    status: StatusOpt = None,
+    since: SinceOpt = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
+) -> None:
+    """The latest row of each asset, filtered."""
+    table = _selected(open_store(store, config), where, status, since)
+    write_rows(table.slice(0, limit) if limit else table, fmt, output)
+
+
+@app.command()
+def show(
+    asset_id: Annotated[str, typer.Argument(help="The asset's id.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Every column of one asset, as JSON."""
+    table = cat.select(cat.read_catalog(open_store(store, config)), [("asset_id", asset_id)])
+    if table.num_rows == 0:
+        _fail(f"no asset {asset_id!r} in the catalog")
+    print(json.dumps(table.to_pylist()[0], default=str, indent=2))
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    where: WhereOpt = None,
+    status: StatusOpt = None,
+    since: SinceOpt = None,
+    fmt: FormatOpt = "parquet",
+) -> None:
+    """Every column of the selected assets to a file (csv cells are safe for spreadsheets)."""
+    table = _selected(open_store(store, config), where, status, since)
+    write_rows(table, fmt, output)
+    print(f"{table.num_rows} assets -> {output}")
+
+
+@app.command()
+def rebuild(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Make the catalog again from the sidecars alone."""
+    count = cat.rebuild(open_store(store, config))
+    print(f"catalog rebuilt: {count} assets")
+
+
+@app.command()
+def compact(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Merge all part files into one; readers never see an asset missing or twice."""
+    parts, assets = cat.compact(open_store(store, config))
+    print(f"compacted {parts} parts into 1: {assets} assets")

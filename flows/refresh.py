@@ -1,0 +1,69 @@
+"""The `refresh_renditions` flow: new or changed presets over stored originals, no API calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.generate import TASK_OPTIONS, new_run_id
+from tasks import catalog as cat
+from tasks.config import ConfigError, load_job_config
+from tasks.postprocess import refresh_assets
+from tasks.store import AssetStore, asset_folder, now_utc
+
+
+@task(name="select-assets", **TASK_OPTIONS)
+def select_assets(store: AssetStore, where: list[tuple[str, str]]) -> list[str]:
+    """Folders of the generated assets matching `where` (from the catalog)."""
+    table = cat.select(cat.read_catalog(store), where, status="generated")
+    return [
+        asset_folder(dict(part or []), asset_id)
+        for asset_id, part in zip(
+            table["asset_id"].to_pylist(), table["partition"].to_pylist(), strict=True
+        )
+    ]
+
+
+@task(name="render", **TASK_OPTIONS)
+def render_selected(
+    store: AssetStore, presets: dict[str, Any], folders: list[str], run_id: str, workers: int | None
+) -> tuple[int, list[str]]:
+    """Renditions for every selected asset, written beside its original."""
+    return refresh_assets(store, presets, folders, run_id, workers)
+
+
+@flow(name="refresh_renditions")
+def refresh_renditions(
+    presets: list[str] | None = None,
+    store: str | None = None,
+    config: str | None = None,
+    where: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Re-render `presets` (default: the config's renditions) for the selected assets."""
+    cfg = load_job_config(config, {"store": store})
+    names = presets or cfg.renditions
+    unknown = [n for n in names if n not in cfg.presets]
+    if unknown:
+        raise ConfigError(f"unknown presets {unknown}; known: {sorted(cfg.presets)}")
+    chosen = {n: cfg.presets[n] for n in names}
+    asset_store = AssetStore(cfg.store, cfg.store_options)
+    run_id = new_run_id(now_utc())
+    folders = select_assets(asset_store, list(where or []))
+    done, errors = render_selected(asset_store, chosen, folders, run_id, cfg.render_workers)
+    summary = {
+        "run_id": run_id,
+        "store": cfg.store,
+        "presets": names,
+        "selected": len(folders),
+        "refreshed": done,
+        "errors": errors[:20],
+    }
+    create_markdown_artifact(
+        f"# Refresh {run_id}\n- presets: {', '.join(names)}\n- {done} of {len(folders)} assets "
+        f"re-rendered, {len(errors)} errors, no API calls",
+        key="refresh-summary",
+    )
+    get_run_logger().info("refreshed %d of %d assets with %s", done, len(folders), names)
+    return summary
