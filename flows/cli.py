@@ -44,6 +44,7 @@ def _root() -> None:
 
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Job config YAML (over configs/default.yaml).")
@@ -210,6 +211,8 @@ def run(
         print(json.dumps(summary))
     else:
         _print_run(summary)
+    if summary["interrupted"]:
+        raise typer.Exit(EXIT_INTERRUPTED)
     done = summary["failed"] + summary["budget_exhausted"] + summary["stopped"] == 0
     raise typer.Exit(EXIT_OK if done else EXIT_SOME_FAILED)
 

@@ -147,6 +147,7 @@ def run_summary(
         "budget_exhausted": by_status["budget_exhausted"],
         "stopped": by_status["stopped"],
         "stop_reason": report.stop_reason,
+        "interrupted": report.interrupted,
         "cost_usd": round(report.spent_usd, 6),
         "uncertain_cost_usd": round(report.uncertain_usd, 6),
         "budget_usd": report.cap_usd,

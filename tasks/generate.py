@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -46,6 +48,7 @@ class GenerationReport:
     period_spent_before_usd: float = 0.0
     rate_limit_pauses: int = 0
     rendition_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
     catalog_rows: int = 0
     seconds: float = 0.0
 
@@ -121,6 +124,28 @@ def write_with_retries(store: AssetStore, folder: str, image: bytes, sidecar: Si
     raise AssertionError("unreachable")
 
 
+def stop_on_signals(dispatcher: Dispatcher) -> threading.Event:
+    """SIGINT/SIGTERM: send nothing more, let in-flight requests finish and be stored.
+
+    A second signal falls through to the default (Ctrl-C raises at once).
+    Only the main thread can take signals; elsewhere this does nothing.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return interrupted
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        interrupted.set()
+        dispatcher.stop(f"interrupted by {sig.name}")
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(s)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    return interrupted
+
+
 def generate(*args: Any, **kwargs: Any) -> GenerationReport:
     """Generate every job, writing each image to the store as it arrives (see generate_async)."""
     return asyncio.run(generate_async(*args, **kwargs))
@@ -188,6 +213,7 @@ async def generate_async(
                 await asyncio.wait_for(done.wait(), LEDGER_EVERY_S)
 
     ledger_task = asyncio.create_task(keep_ledger())
+    interrupted = stop_on_signals(dispatcher)
     try:
         outcomes = await dispatcher.run(jobs)
     finally:
@@ -212,6 +238,7 @@ async def generate_async(
         period_spent_before_usd=before,
         rate_limit_pauses=limiter.pauses,
         rendition_errors=post.errors,
+        interrupted=interrupted.is_set(),
         catalog_rows=catalog.rows_written,
         seconds=time.monotonic() - started,
     )

@@ -1,0 +1,71 @@
+"""SIGTERM mid-run: nothing new is sent, in-flight images are stored, a re-run finishes the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tasks.store import AssetStore
+from tests.conftest import FAKE_KEY
+from tests.fakes.images_api import FakeOpenAI
+
+
+def _wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"condition not met; exit code {proc.poll()}")
+        time.sleep(0.05)
+
+
+def test_sigterm_stops_gracefully_then_rerun_completes(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.latency_s = 1.5
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,prompt\n" + "".join(f"r{i},image number {i}\n" for i in range(12)))
+    store = tmp_path / "store"
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": FAKE_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    env.pop("PREFECT_API_URL", None)
+    cmd = [
+        str(Path(sys.executable).parent / "assetgen"),
+        "run",
+        str(manifest),
+        "--store",
+        str(store),
+        "--provider",
+        "openai",
+        "--ipm",
+        "120",
+        "--json",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: len(fake.requests) >= 3, 120, proc)
+    proc.send_signal(signal.SIGTERM)
+    sent_at_signal = len(fake.requests)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    summary = json.loads(out)
+    assert summary["interrupted"] and "SIGTERM" in summary["stop_reason"]
+    # At most the one request whose turn was already due went out after the signal.
+    assert len(fake.requests) <= sent_at_signal + 1
+    # Every request that was answered is in the store: nothing paid was lost.
+    assert len(AssetStore(str(store)).existing()) == fake.images_billed == summary["generated"]
+    assert summary["stopped"] == 12 - summary["generated"] > 0
+
+    billed_first = fake.images_billed
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    second = json.loads(rerun.stdout)
+    assert second["skipped_existing"] == billed_first
+    assert second["generated"] == 12 - billed_first
+    assert fake.images_billed == 12  # each image paid for once across both runs
+    assert len(AssetStore(str(store)).existing()) == 12
