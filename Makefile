@@ -34,14 +34,16 @@ fmt: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: dispatch rate vs the limit (test server), plan at 100,000 rows
+## bench: dispatch rate vs the limit (test server), renditions vs a naive loop, plan at 100k rows
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/dispatch_rate.py
+	$(BIN)/python bench/renditions.py
 	$(BIN)/python bench/plan_scale.py --rows 100000
 
 ## bench-quick: the same, small (about a minute)
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/dispatch_rate.py --quick
+	$(BIN)/python bench/renditions.py --quick
 	$(BIN)/python bench/plan_scale.py --rows 20000
 
 clean:

@@ -104,8 +104,7 @@ def test_run_renditions_catalog_and_refresh(
         data = store.read_bytes(f"{folder}/{og['file']}")
         assert read_provenance(data)
         with fsspec.open(store.uri(f"{folder}/{og['file']}"), "rb") as f, Image.open(f) as img:
-            # cover crops to the box's shape; no upscaling past the original
-            assert img.width <= 1200 and abs(img.width / img.height - 1200 / 630) < 0.01
+            assert img.size == (1200, 630)  # og upscales: link cards want this exact size
 
     rows = catalog_rows(store_url)
     assert len(rows) == 3 and {r["status"] for r in rows} == {"generated"}
