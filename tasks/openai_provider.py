@@ -7,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import io
+import re
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -149,13 +150,24 @@ def _status_error(e: openai.APIStatusError) -> ProviderError:
     )
 
 
+# OpenAI echoes (part of) a wrong key in its 401 message; keys never go
+# into our logs, sidecars, catalog or reports.
+_KEY_LIKE = re.compile(r"\b(sk|sess|rk)-[A-Za-z0-9_\-*.]{6,}")
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like an API key replaced by `sk-***`."""
+    return _KEY_LIKE.sub(lambda m: f"{m[1]}-***", text)
+
+
 def _message(e: openai.APIStatusError) -> str:
     body = e.body
+    message = e.message
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
-    return e.message
+            message = err["message"]
+    return redact(message)
 
 
 def _never_sent(e: openai.APIConnectionError) -> bool:

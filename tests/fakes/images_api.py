@@ -292,11 +292,14 @@ class FakeOpenAI:
     # --- behaviour ----------------------------------------------------------------------
 
     def _check_key(self, request: Request) -> None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        sent = request.headers.get("authorization", "")
+        if sent != f"Bearer {self.api_key}":
+            # The real API echoes part of a wrong key; echo all of it, the
+            # worst case for anything that logs or stores this message.
             raise ApiError(
                 401,
-                "Incorrect API key provided: sk-***. You can find your API key at "
-                "https://platform.openai.com/account/api-keys.",
+                f"Incorrect API key provided: {sent.removeprefix('Bearer ')}. You can find "
+                "your API key at https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
 
