@@ -17,6 +17,7 @@ from tasks.config import JobConfig, load_job_config
 from tasks.generate import GenerationReport, generate
 from tasks.manifest import Reject
 from tasks.plan import Job, Planner, PlanSummary
+from tasks.postprocess import incomplete, refresh_assets
 from tasks.pricing import load_price_table
 from tasks.rejects import rejects_file
 from tasks.rows import RowContext
@@ -38,7 +39,7 @@ class Planned:
 @dataclass
 class ToDo:
     jobs: list[Job]
-    skipped_existing: int
+    skipped: dict[str, str]  # asset_id -> folder of jobs already in the store
     duplicates: int
 
 
@@ -69,12 +70,13 @@ def skip_existing(store: AssetStore, jobs: list[Job]) -> ToDo:
     existing = store.existing()
     seen: set[str] = set()
     todo: list[Job] = []
-    skipped = duplicates = 0
+    skipped: dict[str, str] = {}
+    duplicates = 0
     for job in jobs:
         if job.asset_id in seen:
             duplicates += 1
         elif job.asset_id in existing:
-            skipped += 1
+            skipped[job.asset_id] = existing[job.asset_id]
         else:
             todo.append(job)
         seen.add(job.asset_id)
@@ -87,6 +89,16 @@ def generate_images(
 ) -> GenerationReport:
     """Send every job through the provider; each image is stored, rendered and catalogued."""
     return generate(jobs, cfg, store, run_id, started_at, load_price_table())
+
+
+@task(name="complete-stored", **TASK_OPTIONS)
+def complete_stored(store: AssetStore, cfg: JobConfig, skipped: dict[str, str], run_id: str) -> int:
+    """Renditions and catalog rows that a killed run left undone for stored assets."""
+    presets = {name: cfg.presets[name] for name in cfg.renditions}
+    folders = incomplete(store, presets, skipped)
+    if folders:
+        refresh_assets(store, presets, folders, run_id, cfg.render_workers, missing_only=True)
+    return len(folders)
 
 
 @flow(name="generate_assets", log_prints=False)
@@ -105,7 +117,9 @@ def generate_assets(
     planned = plan_jobs(manifest, fmt, cfg, store.uri(f"{RUNS}/{run_id}/rejects.csv"))
     todo = skip_existing(store, planned.jobs)
     report = generate_images(todo.jobs, cfg, store, run_id, started_at)
+    completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary = run_summary(run_id, manifest, cfg, planned, todo, report)
+    summary["completed_existing"] = completed
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     _artifacts(summary)
     get_run_logger().info(
@@ -141,7 +155,7 @@ def run_summary(
         "rejected": plan.rejected_rows,
         "jobs": plan.jobs,
         "duplicates": todo.duplicates,
-        "skipped_existing": todo.skipped_existing,
+        "skipped_existing": len(todo.skipped),
         "generated": by_status["generated"],
         "failed": by_status["failed"],
         "budget_exhausted": by_status["budget_exhausted"],

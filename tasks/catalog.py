@@ -154,6 +154,9 @@ class CatalogWriter:
         self.rows_written = 0
         self._rows: list[dict[str, Any]] = []
         self._seq = 0
+        # Two writers of one run (generation, then completing stored assets)
+        # must never pick the same part name.
+        self._token = secrets.token_hex(3)
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
 
@@ -176,7 +179,7 @@ class CatalogWriter:
             if not rows:
                 return
             self._seq += 1
-            name = f"{CATALOG}/part-{self.run_id}-{self._seq:05d}.parquet"
+            name = f"{CATALOG}/part-{self.run_id}-{self._token}-{self._seq:05d}.parquet"
             write_part(self.store, name, rows)
             self.rows_written += len(rows)
 

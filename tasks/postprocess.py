@@ -12,7 +12,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from tasks.catalog import CatalogWriter, row_from_sidecar
+from tasks.catalog import CatalogWriter, read_catalog, row_from_sidecar
 from tasks.render import Preset, Rendered, render_all
 from tasks.store import SIDECAR, AssetStore, RenditionInfo, Sidecar
 
@@ -65,20 +65,32 @@ class PostProcessor:
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _slots: asyncio.Semaphore | None = None
 
-    async def submit(self, folder: str, image: bytes, sidecar: Sidecar) -> None:
-        """Queue one original; waits only when `max_pending` are already queued."""
+    async def submit(
+        self,
+        folder: str,
+        image: bytes | None,
+        sidecar: Sidecar,
+        presets: dict[str, Preset] | None = None,
+    ) -> None:
+        """Queue one original (with `presets`, default all); waits when `max_pending` are queued.
+
+        With no image there is nothing to render: only the catalog row is written.
+        """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_pending)
         await self._slots.acquire()
-        task = asyncio.create_task(self._process(folder, image, sidecar))
+        chosen = self.presets if presets is None else presets
+        task = asyncio.create_task(self._process(folder, image, sidecar, chosen))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, folder: str, image: bytes, sidecar: Sidecar) -> None:
+    async def _process(
+        self, folder: str, image: bytes | None, sidecar: Sidecar, presets: dict[str, Preset]
+    ) -> None:
         try:
-            if self.presets:
+            if presets and image is not None:
                 loop = asyncio.get_running_loop()
-                rendered = await loop.run_in_executor(self.pool, render_all, image, self.presets)
+                rendered = await loop.run_in_executor(self.pool, render_all, image, presets)
                 sidecar = await asyncio.to_thread(
                     store_renditions, self.store, folder, sidecar, rendered
                 )
@@ -102,12 +114,14 @@ def refresh_assets(
     folders: list[str],
     run_id: str,
     workers: int | None = None,
+    missing_only: bool = False,
 ) -> tuple[int, list[str]]:
-    """Re-render `presets` for the assets in `folders` from their stored originals.
+    """Render `presets` for the assets in `folders` from their stored originals.
 
-    No provider is involved: nothing is paid. Returns (assets done, errors).
+    With `missing_only`, only presets an asset does not have yet. No provider
+    is involved: nothing is paid. Returns (assets done, errors).
     """
-    return asyncio.run(_refresh(store, presets, folders, run_id, workers))
+    return asyncio.run(_refresh(store, presets, folders, run_id, workers, missing_only))
 
 
 async def _refresh(
@@ -116,6 +130,7 @@ async def _refresh(
     folders: list[str],
     run_id: str,
     workers: int | None,
+    missing_only: bool,
 ) -> tuple[int, list[str]]:
     catalog = CatalogWriter(store, run_id)
     with rendition_pool(workers) as pool:
@@ -123,8 +138,34 @@ async def _refresh(
         for folder in folders:
             raw = await asyncio.to_thread(store.read_bytes, f"{folder}/{SIDECAR}")
             sidecar = Sidecar.model_validate_json(raw)
-            image = await asyncio.to_thread(store.read_bytes, f"{folder}/{sidecar.original}")
-            await post.submit(folder, image, sidecar)
+            chosen = presets
+            if missing_only:
+                have = {r.name for r in sidecar.renditions}
+                chosen = {k: v for k, v in presets.items() if k not in have}
+            image = None
+            if chosen:
+                image = await asyncio.to_thread(store.read_bytes, f"{folder}/{sidecar.original}")
+            await post.submit(folder, image, sidecar, chosen)
         await post.drain()
     await asyncio.to_thread(catalog.flush)
     return len(folders) - len(post.errors), post.errors
+
+
+def incomplete(store: AssetStore, presets: dict[str, Preset], folders: dict[str, str]) -> list[str]:
+    """Folders of stored assets the catalog lacks, or lists without one of `presets`.
+
+    What a run killed between storing an original and cataloguing it leaves.
+    """
+    table = read_catalog(store)
+    listed = {
+        asset_id: {r["name"] for r in renditions or []}
+        for asset_id, renditions in zip(
+            table["asset_id"].to_pylist(), table["renditions"].to_pylist(), strict=True
+        )
+    }
+    wanted = set(presets)
+    return [
+        folder
+        for asset_id, folder in folders.items()
+        if asset_id not in listed or not wanted <= listed[asset_id]
+    ]

@@ -69,3 +69,68 @@ def test_sigterm_stops_gracefully_then_rerun_completes(fake: FakeOpenAI, tmp_pat
     assert second["generated"] == 12 - billed_first
     assert fake.images_billed == 12  # each image paid for once across both runs
     assert len(AssetStore(str(store)).existing()) == 12
+
+
+def test_sigkill_mid_run_then_rerun_pays_each_image_once(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.latency_s = 1.0
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,prompt\n" + "".join(f"r{i},picture number {i}\n" for i in range(12)))
+    store = tmp_path / "store"
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": FAKE_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    env.pop("PREFECT_API_URL", None)
+    cmd = [
+        str(Path(sys.executable).parent / "assetgen"),
+        "run",
+        str(manifest),
+        "--store",
+        str(store),
+        "--provider",
+        "openai",
+        "--ipm",
+        "240",
+        "--json",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: fake.images_billed >= 3, 120, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    in_flight = sum(1 for r in fake.requests if r.status == 0)
+    _wait_for_server_idle(fake)
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    summary = json.loads(rerun.stdout)
+    assert summary["generated"] + summary["skipped_existing"] == 12
+
+    assets = AssetStore(str(store))
+    folders = assets.existing()
+    assert len(folders) == 12
+    for folder in folders.values():
+        names = [p.name for p in (store / folder).iterdir()]
+        assert len([n for n in names if n.startswith("original.")]) == 1
+        assert {"thumb.webp", "listing.webp"} <= set(names)  # renditions finished by the rerun
+    listed = subprocess.run(
+        [cmd[0], "catalog", "list", "--store", str(store), "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(r["row_id"] for r in rows) == sorted(f"r{i}" for i in range(12))
+    assert all(len(r["renditions"]) == 2 for r in rows)
+    # Paid twice only for what was in flight when the process died.
+    assert fake.images_billed - 12 <= in_flight
+
+
+def _wait_for_server_idle(fake: FakeOpenAI) -> None:
+    # Requests the killed client left open still finish (and bill) server-side.
+    deadline = time.monotonic() + 30
+    while any(r.status == 0 for r in fake.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
