@@ -181,13 +181,14 @@ async def generate_async(
         await post.submit(folder, done.result.image, sidecar)
         return uri
 
+    catalog_rows: list[dict[str, Any]] = []
+
     def outcome(o: JobOutcome) -> None:
         if o.status != "generated":
             catalog_rows.append(row_from_outcome(o, run_id))
         if on_outcome:
             on_outcome(o)
 
-    catalog_rows: list[dict[str, Any]] = []
     dispatcher = Dispatcher(
         provider=provider,
         limiter=limiter,
@@ -199,25 +200,25 @@ async def generate_async(
         on_outcome=outcome,
     )
 
-    done = asyncio.Event()
+    finished = asyncio.Event()
 
     async def keep_ledger() -> None:
         # Written between requests so a crash loses at most a few seconds of
         # spend from the period count; reservations are counted for that.
         last = None
-        while not done.is_set():
+        while not finished.is_set():
             if (now := (budget.spent, budget.reserved)) != last:
                 await asyncio.to_thread(ledger.record, *now)
                 last = now
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), LEDGER_EVERY_S)
+                await asyncio.wait_for(finished.wait(), LEDGER_EVERY_S)
 
     ledger_task = asyncio.create_task(keep_ledger())
     interrupted = stop_on_signals(dispatcher)
     try:
         outcomes = await dispatcher.run(jobs)
     finally:
-        done.set()
+        finished.set()
         await ledger_task
         await provider.aclose()
         await asyncio.to_thread(ledger.record, budget.spent, budget.reserved, True)

@@ -40,10 +40,9 @@ class SpendLedger:
         billed for what it held, so its reservations count too.
         """
         key = period_key(self.started_at, period)
-        root = self.store.uri(LEDGER)
         fs = self.store.fs
         total = 0.0
-        for path in fs.glob(f"{fs._strip_protocol(root)}/{key}*/*.json"):
+        for path in fs.glob(f"{self.store.path(LEDGER)}/{key}*/*.json"):
             with fs.open(path, "rb") as f:
                 record = SpendRecord.model_validate_json(f.read())
             if record.run_id != self.run_id:
