@@ -23,8 +23,10 @@ def _wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_stops_gracefully_then_rerun_completes(fake: FakeOpenAI, tmp_path: Path) -> None:
-    fake.latency_s = 1.5
+def _twelve_row_run(
+    fake: FakeOpenAI, tmp_path: Path, ipm: int
+) -> tuple[list[str], dict[str, str], Path]:
+    """The `assetgen run` command, its environment and store for a 12-row manifest."""
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,prompt\n" + "".join(f"r{i},image number {i}\n" for i in range(12)))
     store = tmp_path / "store"
@@ -35,8 +37,9 @@ def test_sigterm_stops_gracefully_then_rerun_completes(fake: FakeOpenAI, tmp_pat
         "PREFECT_HOME": str(tmp_path / "prefect"),
     }
     env.pop("PREFECT_API_URL", None)
+    cli = str(Path(sys.executable).parent / "assetgen")
     cmd = [
-        str(Path(sys.executable).parent / "assetgen"),
+        cli,
         "run",
         str(manifest),
         "--store",
@@ -44,9 +47,15 @@ def test_sigterm_stops_gracefully_then_rerun_completes(fake: FakeOpenAI, tmp_pat
         "--provider",
         "openai",
         "--ipm",
-        "120",
+        str(ipm),
         "--json",
     ]
+    return cmd, env, store
+
+
+def test_sigterm_stops_gracefully_then_rerun_completes(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.latency_s = 1.5
+    cmd, env, store = _twelve_row_run(fake, tmp_path, ipm=120)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: len(fake.requests) >= 3, 120, proc)
     proc.send_signal(signal.SIGTERM)
@@ -73,28 +82,7 @@ def test_sigterm_stops_gracefully_then_rerun_completes(fake: FakeOpenAI, tmp_pat
 
 def test_sigkill_mid_run_then_rerun_pays_each_image_once(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.latency_s = 1.0
-    manifest = tmp_path / "m.csv"
-    manifest.write_text("id,prompt\n" + "".join(f"r{i},picture number {i}\n" for i in range(12)))
-    store = tmp_path / "store"
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": FAKE_KEY,
-        "OPENAI_BASE_URL": fake.base_url,
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-    }
-    env.pop("PREFECT_API_URL", None)
-    cmd = [
-        str(Path(sys.executable).parent / "assetgen"),
-        "run",
-        str(manifest),
-        "--store",
-        str(store),
-        "--provider",
-        "openai",
-        "--ipm",
-        "240",
-        "--json",
-    ]
+    cmd, env, store = _twelve_row_run(fake, tmp_path, ipm=240)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: fake.images_billed >= 3, 120, proc)
     proc.kill()
