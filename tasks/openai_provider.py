@@ -75,7 +75,9 @@ class OpenAIProvider:
         headers = dict(raw.headers.items())
         if not response.data or not response.data[0].b64_json:
             raise ProviderError("row", "response has no image data", maybe_billed=True)
-        image = _decode(response.data[0].b64_json)
+        expected = None if job.size == "auto" else job.size
+        # Decoding a whole image is CPU work: off the dispatch loop.
+        image = await asyncio.to_thread(_decode, response.data[0].b64_json, expected)
         usage = Usage()
         if response.usage is not None:
             details = response.usage.input_tokens_details
@@ -97,16 +99,26 @@ class OpenAIProvider:
         )
 
 
-def _decode(b64: str) -> bytes:
-    """Base64 to image bytes, refusing anything that is not a whole image."""
+def _decode(b64: str, expected_size: str | None) -> bytes:
+    """Base64 to image bytes, refusing anything that is not a whole image of the asked size.
+
+    These answers were billed; they fail their row rather than retry, since a
+    retry would be billed again for what is most likely the same answer.
+    """
     try:
         data = base64.b64decode(b64, validate=True)
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()
     except (binascii.Error, ValueError) as e:
         raise ProviderError("row", f"invalid base64 image: {e}", maybe_billed=True) from None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # the whole image: a truncated file fails here
+            got = f"{img.width}x{img.height}"
     except Exception as e:  # PIL raises many types for broken files
         raise ProviderError("row", f"undecodable image: {e}", maybe_billed=True) from None
+    if expected_size and got != expected_size:
+        raise ProviderError(
+            "row", f"image is {got}, {expected_size} was asked for", maybe_billed=True
+        )
     return data
 
 

@@ -231,3 +231,31 @@ def test_cli_run_with_sdk_environment_then_rerun_sends_nothing(
     assert second.exit_code == 0
     assert summary["skipped_existing"] == 3 and summary["requests"] == 0
     assert len(fake.requests) == 3  # the second run sent nothing
+
+
+@pytest.mark.parametrize(
+    ("directive", "reason"),
+    [
+        ("[[badb64]]", "invalid base64"),
+        ("[[truncated]]", "undecodable image"),
+        ("[[wrongsize]]", "image is 512x512, 1024x1024 was asked for"),
+    ],
+)
+def test_broken_image_fails_its_row_and_is_not_paid_for_twice(
+    run_jobs: RunJobs, fake: FakeOpenAI, directive: str, reason: str
+) -> None:
+    report = run_jobs(rows("a chair", f"a lamp {directive}"))
+    assert statuses(report) == {"generated": 1, "failed": 1}
+    failed = next(o for o in report.outcomes if o.status == "failed")
+    assert reason in failed.reason and failed.attempts == 1
+    assert fake.images_billed == 2  # the broken answer was billed once, not retried
+    assert report.spent_usd >= fake.billed_usd  # and the budget counted it
+    assert len([o for o in report.outcomes if o.uri]) == 1  # nothing broken was stored
+
+
+def test_connection_dropped_mid_body_is_retried(run_jobs: RunJobs, fake: FakeOpenAI) -> None:
+    report = run_jobs(rows("a lamp [[drop]]"))
+    assert statuses(report) == {"generated": 1}
+    assert report.outcomes[0].attempts == 2
+    assert fake.images_billed == 2  # the dropped answer was billed by the server
+    assert report.uncertain_usd > 0 and report.spent_usd >= fake.billed_usd

@@ -5,7 +5,10 @@ bills usage from configs/pricing.yaml, and injects faults on demand:
 
 - in the prompt: `[[moderation]]` (400 moderation_blocked), `[[status:500x2]]`
   (the first two requests with this prompt get a 500; any status),
-  `[[slow:2.5]]` (2.5 s more latency);
+  `[[slow:2.5]]` (2.5 s more latency); billed answers that are broken:
+  `[[badb64]]` (not base64), `[[truncated]]` (half an image), `[[wrongsize]]`
+  (a 512x512 image whatever was asked), `[[drop]]` (the first request with
+  this prompt loses its connection halfway through the body);
 - `fail_next(status, code, count=, retry_after_s=)`: the next requests fail;
 - `insufficient_quota = True`: every request gets 429 insufficient_quota;
 - `ipm`: a token bucket of images per minute answering 429 with retry headers.
@@ -287,7 +290,27 @@ class FakeOpenAI:
             record.status, record.error_code, record.finished = e.status, e.code, time.monotonic()
             return e.response(headers)
         record.status, record.billed_usd, record.finished = 200, billed, time.monotonic()
+        self._break_image(prompt, payload)
+        if "[[drop]]" in prompt:
+            with self._lock:
+                self._scripted["drop:" + prompt] += 1
+                first = self._scripted["drop:" + prompt] == 1
+            if first:
+                record.error_code = "dropped"
+                return _Dropped(payload, headers=headers)
         return JSONResponse(payload, headers=headers)
+
+    def _break_image(self, prompt: str, payload: dict[str, Any]) -> None:
+        data = payload["data"][0]
+        if "[[badb64]]" in prompt:
+            data["b64_json"] = "%%% not base64 %%%"
+        elif "[[truncated]]" in prompt:
+            raw = base64.b64decode(data["b64_json"])
+            data["b64_json"] = base64.b64encode(raw[: len(raw) // 2]).decode()
+        elif "[[wrongsize]]" in prompt:
+            buf = io.BytesIO()
+            Image.new("RGB", (512, 512), "gray").save(buf, payload["output_format"].upper())
+            data["b64_json"] = base64.b64encode(buf.getvalue()).decode()
 
     # --- behaviour ----------------------------------------------------------------------
 
@@ -514,3 +537,15 @@ class FakeOpenAI:
             with self._lock:
                 self._images[key] = cached
         return cached
+
+
+class _Dropped(JSONResponse):
+    """Headers and half the body, then the connection goes."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        half = self.body[: len(self.body) // 2]
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+        raise ConnectionAbortedError("connection dropped by the test server")
