@@ -76,6 +76,11 @@ class JobConfig(StrictModel):
     budget: BudgetConfig = BudgetConfig()
     provider: Literal["openai", "placeholder"] = "placeholder"
     store: str = "./assets"
+    reference_roots: list[str] | None = Field(
+        None,
+        description="where reference images may come from, besides the manifest's folder; "
+        "None: anywhere",
+    )
     store_options: dict[str, Any] = Field(
         {}, description="fsspec options for the store, e.g. S3 endpoint_url, key, secret"
     )

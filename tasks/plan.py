@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from tasks.capabilities import ModelCaps
 from tasks.manifest import RawRow, Reject, read_manifest
 from tasks.pricing import Cost, PriceTable, estimate_job_cost
-from tasks.references import ImageRef, ReferenceCache, parent_of, resolve_uri
+from tasks.references import ImageRef, ReferenceCache, parent_of, resolve_uri, within
 from tasks.rows import ManifestRow, RowContext, validate_row
 
 # Bump when the meaning of an asset_id input changes, so old assets are not
@@ -117,16 +117,23 @@ class Planner:
             for item in batch:
                 checked.append([item] if isinstance(item, Reject) else self._check(item))
             self.references.fetch(
-                resolve_uri(uri, base)
+                resolved
                 for row in checked
                 if isinstance(row, ManifestRow)
                 for uri in [*row.reference_images, *([row.mask] if row.mask else [])]
+                if self._allowed(resolved := resolve_uri(uri, base), base)
             )
             for row in checked:
                 if isinstance(row, ManifestRow):
                     yield from self._jobs(row, base)
                 else:
                     yield from row
+
+    def _allowed(self, uri: str, base: str) -> bool:
+        # Checked before anything is read: a manifest must not make us open
+        # /etc/passwd or an internal URL.
+        roots = self.ctx.config.reference_roots
+        return roots is None or within(uri, [base, *roots])
 
     def _check(self, raw: RawRow) -> ManifestRow | list[Reject]:
         result = validate_row(raw, self.ctx)
@@ -213,7 +220,15 @@ class Planner:
             rejects.append(Reject(row=row.row, id=row.id, column=column, code=code, reason=reason))
 
         for uri in row.reference_images:
-            ref = self.references.get(resolve_uri(uri, base))
+            resolved = resolve_uri(uri, base)
+            if not self._allowed(resolved, base):
+                reject(
+                    "reference_images",
+                    "not_allowed",
+                    f"{uri} is outside the manifest's folder and reference_roots",
+                )
+                continue
+            ref = self.references.get(resolved)
             if isinstance(ref, str):
                 reject("reference_images", "unreadable_reference", f"{uri} {ref}")
             elif ref.size_bytes > caps.max_reference_bytes:
@@ -225,7 +240,9 @@ class Planner:
                 )
             else:
                 found.append(ref)
-        if row.mask:
+        if row.mask and not self._allowed(resolve_uri(row.mask, base), base):
+            reject("mask", "not_allowed", f"{row.mask} is outside the allowed locations")
+        elif row.mask:
             mask = self.references.get(resolve_uri(row.mask, base))
             if isinstance(mask, str):
                 reject("mask", "unreadable_reference", f"{row.mask} {mask}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import posixpath
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,9 @@ ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 # Read at most this much of one file: larger than any model allows, so a
 # bigger file is reported as too large without being read whole.
 READ_LIMIT = 64 * 1024 * 1024
+# The API scales references down anyway; past this a file is more likely a
+# decompression bomb than a product photo.
+MAX_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,27 @@ def resolve_uri(uri: str, base: str) -> str:
     return posixpath.normpath(posixpath.join(base or ".", uri))
 
 
+def within(uri: str, roots: list[str]) -> bool:
+    """True when `uri` (already resolved) lies inside one of `roots` (folders or URL prefixes)."""
+    for root in roots:
+        if "://" not in uri and "://" not in root:
+            uri_n, root_n = os.path.abspath(uri), os.path.abspath(root)
+        else:
+            uri_n, root_n = _normal_url(uri), _normal_url(root)
+        if uri_n == root_n or uri_n.startswith(root_n.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def _normal_url(url: str) -> str:
+    protocol, sep, path = url.partition("://")
+    if not sep:
+        return "file://" + os.path.abspath(url)
+    if protocol == "file":
+        return "file://" + os.path.abspath(path)
+    return f"{protocol}://{posixpath.normpath(path)}"
+
+
 def parent_of(url: str) -> str:
     """The folder part of a path or URL."""
     return url.rsplit("/", 1)[0] if "/" in url else "."
@@ -64,8 +89,12 @@ def probe(uri: str) -> ImageRef | str:
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt, (width, height), mode, info = im.format, im.size, im.mode, im.info
+    except Image.DecompressionBombError:
+        return "has too many pixels (a decompression bomb?)"
     except (UnidentifiedImageError, OSError, ValueError):
         return "is not a readable image"
+    if width * height > MAX_PIXELS:
+        return f"is {width}x{height}, more than {MAX_PIXELS // 1_000_000} megapixels"
     if fmt not in ACCEPTED_FORMATS:
         return f"is {fmt}, not png, jpeg or webp"
     return ImageRef(
