@@ -31,7 +31,6 @@ from tasks.providers import Provider
 from tasks.store import EXTENSIONS, AssetStore, Sidecar, now_utc
 
 LEDGER_EVERY_S = 2.0
-STORE_WRITE_ATTEMPTS = 3
 
 
 @dataclass
@@ -112,18 +111,6 @@ def build_sidecar(job: Job, done: Attempted, run_id: str, provider: str) -> Side
     )
 
 
-def write_with_retries(store: AssetStore, folder: str, image: bytes, sidecar: Sidecar) -> str:
-    """Original then sidecar, retried: the image is paid for, a store hiccup must not lose it."""
-    for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
-        try:
-            return store.write_asset(folder, sidecar.original, image, sidecar)
-        except OSError:
-            if attempt == STORE_WRITE_ATTEMPTS:
-                raise
-            time.sleep(0.5 * attempt)
-    raise AssertionError("unreachable")
-
-
 def stop_on_signals(dispatcher: Dispatcher) -> threading.Event:
     """SIGINT/SIGTERM: send nothing more, let in-flight requests finish and be stored.
 
@@ -177,7 +164,9 @@ async def generate_async(
     async def write(job: Job, done: Attempted) -> str:
         sidecar = build_sidecar(job, done, run_id, provider.name)
         folder = store.asset_dir(job)
-        uri = await asyncio.to_thread(write_with_retries, store, folder, done.result.image, sidecar)
+        uri = await asyncio.to_thread(
+            store.write_asset, folder, sidecar.original, done.result.image, sidecar
+        )
         await post.submit(folder, done.result.image, sidecar)
         return uri
 

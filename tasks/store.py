@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,8 @@ from tasks.plan import Job
 from tasks.providers import Usage
 
 SIDECAR = "asset.json"
+WRITE_ATTEMPTS = 4
+WRITE_BACKOFF_S = 0.2
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 # Folders of the store that hold run records, not assets.
 SYSTEM_PREFIX = "_"
@@ -146,7 +149,16 @@ class AssetStore:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         else:
-            self.fs.pipe_file(path, data)
+            # One PUT publishes the object whole; a failed PUT leaves nothing
+            # behind, so trying again is safe.
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    self.fs.pipe_file(path, data)
+                    break
+                except OSError:
+                    if attempt == WRITE_ATTEMPTS:
+                        raise
+                    time.sleep(WRITE_BACKOFF_S * attempt)
         return self.uri(relative)
 
     def read_bytes(self, relative: str) -> bytes:

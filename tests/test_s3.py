@@ -63,3 +63,39 @@ def test_rejects_file_written_whole_to_s3(s3_bucket: str, make_planner) -> None:
     with fsspec.open(f"{s3_bucket}/out/m.rejects.csv", "r") as f:
         lines = list(csv.DictReader(f))
     assert {line["id"] for line in lines} == {"a", "c"}
+
+
+def test_intermittent_s3_write_failures_are_retried_and_leave_nothing_partial(
+    s3_bucket: str, make_planner, prices, tmp_path, monkeypatch
+) -> None:
+    from tasks import catalog
+    from tasks.config import load_job_config
+    from tasks.generate import generate
+    from tasks.placeholder import PlaceholderProvider
+    from tasks.store import AssetStore, now_utc
+
+    monkeypatch.setattr("tasks.store.WRITE_BACKOFF_S", 0.001)
+    manifest = write_manifest(
+        str(tmp_path / "m.csv"), [{"id": f"r{i}", "prompt": f"image {i}"} for i in range(6)]
+    )
+    jobs, _ = plan_all(make_planner(), manifest)
+    store = AssetStore(f"{s3_bucket}/assets")
+    real_pipe = store.fs.pipe_file
+    tries: dict[str, int] = {}
+
+    def flaky(path, data, **kw):
+        tries[path] = tries.get(path, 0) + 1
+        if tries[path] == 1:  # the first PUT of every object fails, nothing stored
+            raise OSError("503 Slow Down")
+        return real_pipe(path, data, **kw)
+
+    monkeypatch.setattr(store.fs, "pipe_file", flaky)
+    cfg = load_job_config(None, {"limits.ipm": 60_000, "renditions": ["thumb"]})
+    report = generate(jobs, cfg, store, "r", now_utc(), prices, PlaceholderProvider(prices))
+    assert {o.status for o in report.outcomes} == {"generated"}
+    assert report.rendition_errors == []
+    keys = [k for k in store.fs.find(f"{s3_bucket}/assets") if "/_" not in k]
+    names = sorted(k.rsplit("/", 1)[-1] for k in keys)
+    assert names == sorted(["asset.json", "original.png", "thumb.webp"] * 6)
+    assert catalog.read_catalog(store).num_rows == 6
+    assert min(tries.values()) >= 2  # every object failed once and was retried
