@@ -115,7 +115,9 @@ def _read_csv(url: str, batch_rows: int) -> Iterator[Batch]:
     with fsspec.open(
         url, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="", compression="infer"
     ) as f:
-        reader = csv.reader(f)
+        # strict: a quote left open must be an error for its row, not
+        # silently swallow every row after it into one cell.
+        reader = csv.reader(f, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -172,6 +174,8 @@ def _decoded(row: RawRow) -> RawRow | Reject:
 
 
 def _check_columns(url: str, names: list[str]) -> None:
+    if any("\x00" in n for n in names):
+        raise ManifestError(f"{url}: looks like UTF-16 text; save the manifest as UTF-8")
     if "id" not in names:
         raise ManifestError(f"{url}: no `id` column (columns: {', '.join(names) or 'none'})")
     seen: set[str] = set()

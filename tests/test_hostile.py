@@ -115,3 +115,22 @@ def test_path_trick_ids_stay_inside_the_store(
     inside = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
     assert all(p.parts[0] in ("m.csv", "store") for p in inside)
     assert len(store.existing()) == len(ids)
+
+
+def test_unbalanced_quote_is_a_reject_not_a_silent_merge(
+    tmp_path: Path, make_planner: Callable[..., Planner]
+) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('id,prompt\nok,fine\nbad,"never closed\nlost,swallowed by the quote\n')
+    jobs, rejects = plan_all(make_planner(), str(path))
+    assert [j.row_id for j in jobs] == ["ok"]
+    assert rejects[0].row == 2 and rejects[0].code == "csv_syntax"
+
+
+def test_utf16_manifest_is_one_clear_error(tmp_path: Path) -> None:
+    from tasks.manifest import ManifestError, read_manifest
+
+    path = tmp_path / "m.csv"
+    path.write_text("id,prompt\na,hello\n", encoding="utf-16")
+    with pytest.raises(ManifestError, match="UTF-16"):
+        list(read_manifest(str(path)))
