@@ -207,3 +207,23 @@ def test_cli_list_export_csv_is_safe_for_spreadsheets(store: AssetStore, tmp_pat
     assert '"campaign"' in as_json.stdout and as_json.exit_code == 0
     missing = runner.invoke(app, ["catalog", "show", "nope", "--store", store.url])
     assert missing.exit_code == 2
+
+
+def test_a_checkpoint_cut_short_leaves_the_catalog_as_it_was(
+    store: AssetStore, monkeypatch
+) -> None:
+    writer = cat.CatalogWriter(store, "run-1")
+    writer.add(row(store, "a1"))
+    writer.flush()
+
+    def killed(src: str, dst: str) -> None:
+        raise SystemExit("killed while publishing a part")
+
+    writer.add(row(store, "a2"))
+    monkeypatch.setattr("os.replace", killed)
+    with pytest.raises(SystemExit):
+        writer.flush()
+    monkeypatch.undo()
+    # What SIGKILL leaves (no cleanup runs): a half-written temporary file.
+    (Path(store.path("_catalog")) / ".tmp-abc.part").write_bytes(b"PAR1 half a part")
+    assert cat.read_catalog(store)["asset_id"].to_pylist() == ["a1"]

@@ -122,3 +122,56 @@ def _wait_for_server_idle(fake: FakeOpenAI) -> None:
     while any(r.status == 0 for r in fake.requests):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_sigkill_during_renditions_then_rerun_finishes_them_without_regenerating(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,prompt\n" + "".join(f"r{i},poster {i}\n" for i in range(24)))
+    config = tmp_path / "job.yaml"
+    config.write_text("renditions: [pdp-zoom, og, listing, thumb]\nrender_workers: 1\n")
+    store = tmp_path / "store"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [
+        str(Path(sys.executable).parent / "assetgen"),
+        "run",
+        str(manifest),
+        "-c",
+        str(config),
+        "--store",
+        str(store),
+        "--provider",
+        "placeholder",
+        "--ipm",
+        "60000",
+        "--json",
+    ]
+
+    def original_without_renditions() -> bool:
+        return any(
+            (sidecar.parent / "asset.json").exists()
+            and not (sidecar.parent / "thumb.webp").exists()
+            for sidecar in store.glob("*/original.png")
+        )
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(original_without_renditions, 120, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    first_run = {
+        p.parent.name: json.loads(p.read_text())["run_id"] for p in store.glob("*/asset.json")
+    }
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    summary = json.loads(rerun.stdout)
+    assert summary["skipped_existing"] == len(first_run)
+    assert summary["completed_existing"] > 0
+    for folder in store.glob("*/asset.json"):
+        sidecar = json.loads(folder.read_text())
+        assert {r["name"] for r in sidecar["renditions"]} == {"pdp-zoom", "og", "listing", "thumb"}
+        if folder.parent.name in first_run:  # not generated again
+            assert sidecar["run_id"] == first_run[folder.parent.name]
+    assert len(list(store.glob("*/asset.json"))) == 24
