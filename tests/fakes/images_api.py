@@ -174,7 +174,10 @@ class FakeOpenAI:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> FakeOpenAI:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets marked
+        # TCP, and without it every response after the first on a keep-alive
+        # connection waits ~40 ms behind Nagle's algorithm.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
