@@ -24,7 +24,6 @@ class RateLimiter:
     """
 
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.configured = per_minute
         self.ceiling = per_minute  # lowered by the server's x-ratelimit-limit-* headers
         self.rate = per_minute
         self._clock = clock

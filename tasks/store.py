@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +12,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
+from tasks.fsio import open_atomic
 from tasks.plan import Job
 from tasks.providers import Usage
 
@@ -138,16 +137,8 @@ class AssetStore:
         """Write one object whole (local: temp file then rename; S3: one PUT); returns its URL."""
         path = self.path(relative)
         if self._local:
-            folder = os.path.dirname(path)
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with open_atomic(path, "wb") as f:
+                f.write(data)
         else:
             # One PUT publishes the object whole; a failed PUT leaves nothing
             # behind, so trying again is safe.
@@ -167,9 +158,6 @@ class AssetStore:
     def write_json(self, relative: str, obj: Any) -> str:
         """Write a JSON document whole; returns its URL."""
         return self.write_bytes(relative, json.dumps(obj, indent=2, default=str).encode())
-
-    def read_json(self, relative: str) -> Any:
-        return json.loads(self.read_bytes(relative))
 
     def write_asset(self, folder: str, original: str, image: bytes, sidecar: Sidecar) -> str:
         """Original first, then the sidecar: a sidecar means the asset is complete."""
