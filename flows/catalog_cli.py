@@ -50,11 +50,11 @@ def open_store(store: str | None, config: Path | None) -> AssetStore:
     try:
         cfg = load_job_config(config, {"store": store})
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     return AssetStore(cfg.store, cfg.store_options)
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
     Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(2)
 
@@ -64,7 +64,7 @@ def parse_where(where: list[str] | None) -> list[tuple[str, str]]:
     for item in where or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            _fail(f"--where {item!r}: expected KEY=VALUE")
+            fail(f"--where {item!r}: expected KEY=VALUE")
         pairs.append((key.strip(), value))
     return pairs
 
@@ -75,7 +75,7 @@ def parse_since(since: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(since)
     except ValueError:
-        _fail(f"--since {since!r}: expected an ISO date or time")
+        fail(f"--since {since!r}: expected an ISO date or time")
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -97,7 +97,7 @@ def write_rows(table: pa.Table, fmt: str, output: Path | None) -> None:
     """The rows in `fmt` to `output` (or stdout)."""
     if fmt == "parquet":
         if output is None:
-            _fail("--format parquet needs --output")
+            fail("--format parquet needs --output")
         pq.write_table(table, output)
         return
     rows = table.to_pylist()
@@ -119,7 +119,7 @@ def write_rows(table: pa.Table, fmt: str, output: Path | None) -> None:
         Console(file=text, width=200, highlight=False).print(grid)
         text.write(f"{len(rows)} assets\n")
     else:
-        _fail(f"--format {fmt!r}: expected table, csv, json or parquet")
+        fail(f"--format {fmt!r}: expected table, csv, json or parquet")
     if output is None:
         sys.stdout.write(text.getvalue())
     else:
@@ -151,7 +151,7 @@ def show(
     """Every column of one asset, as JSON."""
     table = cat.select(cat.read_catalog(open_store(store, config)), [("asset_id", asset_id)])
     if table.num_rows == 0:
-        _fail(f"no asset {asset_id!r} in the catalog")
+        fail(f"no asset {asset_id!r} in the catalog")
     print(json.dumps(table.to_pylist()[0], default=str, indent=2))
 
 

@@ -14,12 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flows.batch_cli import app as batches_app
 from flows.catalog_cli import app as catalog_app
 from tasks.capabilities import load_model_table
-from tasks.config import ConfigError, load_job_config
+from tasks.config import ConfigError, JobConfig, load_job_config
 from tasks.manifest import Reject
 from tasks.plan import Planner, PlanSummary
-from tasks.pricing import load_price_table
+from tasks.pricing import Cost, load_price_table
 from tasks.rejects import rejects_file
 from tasks.rows import RowContext
 
@@ -36,6 +37,7 @@ app = typer.Typer(
 
 
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(batches_app, name="batches")
 
 
 @app.callback()
@@ -101,6 +103,7 @@ def plan(
         _bad_input(e, as_json)
 
     prices_read_on = planner.prices.read_on.isoformat()
+    batch_cost = summary.batch_cost(planner.prices)
     result: dict[str, Any] = {
         "manifest": manifest,
         "rows": summary.rows,
@@ -108,15 +111,13 @@ def plan(
         "rejected_rows": summary.rejected_rows,
         "jobs": summary.jobs,
         "duplicate_jobs": summary.duplicate_jobs,
-        "cost_usd": {
-            "low": round(summary.cost.low, 6),
-            "expected": round(summary.cost.expected, 6),
-            "worst": round(summary.cost.worst, 6),
-        },
+        "cost_usd": _cost_dict(summary.cost),
+        "batch_cost_usd": _cost_dict(batch_cost),
         "prices_read_on": prices_read_on,
+        "mode": cfg.mode,
         "budget_usd": cfg.budget.cap_usd,
         "worst_case_fits_budget": cfg.budget.cap_usd is None
-        or summary.cost.worst <= cfg.budget.cap_usd,
+        or (batch_cost if cfg.mode == "batch" else summary.cost).worst <= cfg.budget.cap_usd,
         "rejects_file": rejects_url,
         "top_reject_reasons": summary.top_reasons(),
         "seconds": round(time.perf_counter() - started, 3),
@@ -128,6 +129,14 @@ def plan(
     raise typer.Exit(EXIT_SOME_FAILED if summary.rejected_rows else EXIT_OK)
 
 
+def _cost_dict(cost: Cost) -> dict[str, float]:
+    return {
+        "low": round(cost.low, 6),
+        "expected": round(cost.expected, 6),
+        "worst": round(cost.worst, 6),
+    }
+
+
 def _print_plan(r: dict[str, Any]) -> None:
     console = Console(highlight=False, soft_wrap=True)
     cost = r["cost_usd"]
@@ -137,10 +146,13 @@ def _print_plan(r: dict[str, Any]) -> None:
     )
     dup = f"   ({r['duplicate_jobs']:,} duplicate images merged)" if r["duplicate_jobs"] else ""
     console.print(f"  jobs {r['jobs']:,} images{dup}")
-    console.print(
-        f"  cost low {_usd(cost['low'])}   expected {_usd(cost['expected'])}   "
-        f"worst case {_usd(cost['worst'])}   [dim](prices read {r['prices_read_on']})[/]"
-    )
+    table = Table(show_edge=False, box=None, padding=(0, 2))
+    for column in ("cost", "low", "expected", "worst case"):
+        table.add_column(column, justify="left" if column == "cost" else "right")
+    for label, c in (("online", cost), ("batch (--mode batch)", r["batch_cost_usd"])):
+        table.add_row(label, _usd(c["low"]), _usd(c["expected"]), _usd(c["worst"]))
+    console.print(table)
+    console.print(f"  [dim]prices read {r['prices_read_on']}[/]")
     if r["budget_usd"] is not None:
         verdict = (
             "[green]worst case fits[/]"
@@ -182,6 +194,14 @@ def run(
     provider: Annotated[
         str | None, typer.Option("--provider", help="openai or placeholder (offline).")
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="online, or batch: submit to OpenAI's Batch API at its discount and store the "
+            "results later with `assetgen collect`.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate every valid row into the store, within the rate limit and the budget.
@@ -196,12 +216,12 @@ def run(
         "limits.rpm": rpm,
         "limits.concurrency": concurrency,
         "provider": provider,
+        "mode": mode,
     }
     try:
         # Fail fast, before Prefect starts, on what can be checked here.
         cfg = load_job_config(config, overrides)
-        if cfg.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
-            raise ConfigError("provider openai needs OPENAI_API_KEY in the environment")
+        _check_credentials(cfg)
         from flows.generate import generate_assets
 
         summary = generate_assets(manifest, str(config) if config else None, overrides, fmt, None)
@@ -215,6 +235,65 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     done = summary["failed"] + summary["budget_exhausted"] + summary["stopped"] == 0
     raise typer.Exit(EXIT_OK if done else EXIT_SOME_FAILED)
+
+
+@app.command()
+def collect(
+    store: Annotated[
+        str | None, typer.Option("--store", help="Asset store URL [default: config store].")
+    ] = None,
+    config: ConfigOpt = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Poll until every open batch is finished and collected.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store the results of finished Batch API batches: images, renditions, catalog, spend.
+
+    Collecting twice is free: a collected batch is not read again. Exit code
+    0: nothing failed; 1: some lines failed or a batch could not be read.
+    """
+    overrides = {"store": store, "provider": "openai", "mode": "batch"}
+    try:
+        cfg = load_job_config(config, overrides)
+        _check_credentials(cfg)
+        from flows.batch import collect_batches
+
+        summary = collect_batches(str(config) if config else None, overrides, wait)
+    except ConfigError as e:
+        _bad_input(e, as_json)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _print_collect(summary)
+    raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] or summary["errors"] else EXIT_OK)
+
+
+def _print_collect(r: dict[str, Any]) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold]Collect {r['run_id']}[/] from {escape(r['store'])}: "
+        f"{len(r['collected'])} batches collected, {len(r['waiting'])} still running"
+    )
+    for b in r["collected"]:
+        console.print(
+            f"  {b['key']} ({b['status']}): {b['generated']} stored, {b['failed']} failed, "
+            f"{b['returned']} returned to the plan, {_usd(b['spent_usd'])} of "
+            f"{_usd(b['reserved_usd'])} reserved"
+        )
+    for b in r["waiting"]:
+        console.print(f"  {b['key']} ({b['status'] or b['state']}): {b['jobs']} jobs waiting")
+    for b in r["abandoned"]:
+        console.print(f"  {b['key']}: never created at OpenAI; its {b['jobs']} jobs run again")
+    for failure in r["top_failures"]:
+        console.print(f"  [yellow]failed:[/] {escape(failure)}")
+    for error in r["errors"]:
+        console.print(f"  [red]error:[/] {escape(error)}")
+
+
+def _check_credentials(cfg: JobConfig) -> None:
+    if cfg.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError("provider openai needs OPENAI_API_KEY in the environment")
 
 
 @app.command()
@@ -265,8 +344,16 @@ def _print_run(r: dict[str, Any]) -> None:
         f"failed {r['failed']:,}   left for budget {r['budget_exhausted']:,}   "
         f"not sent {r['stopped']:,}"
     )
+    if r["pending_in_batch"]:
+        console.print(f"  {r['pending_in_batch']:,} waiting in batches not yet collected")
     cap = "no cap" if r["budget_usd"] is None else _usd(r["budget_usd"])
     console.print(f"  spent {_usd(r['cost_usd'])} of {cap} in {r['seconds']:.1f} s")
+    if r["mode"] == "batch":
+        console.print(
+            f"  submitted {r['submitted']:,} in {len(r['batches'])} batches, "
+            f"{_usd(r['batch_reserved_usd'])} reserved at the batch price; "
+            "run `assetgen collect` to store the results"
+        )
     if r["stop_reason"]:
         console.print(f"  [bold red]stopped:[/] {escape(r['stop_reason'])}")
     for failure in r["top_failures"]:

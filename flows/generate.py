@@ -12,8 +12,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
+from tasks.batch import BatchBook
+from tasks.batch_submit import SubmitReport, submit
 from tasks.capabilities import load_model_table
 from tasks.config import JobConfig, load_job_config
+from tasks.dispatch import JobOutcome
 from tasks.generate import GenerationReport, generate
 from tasks.manifest import Reject
 from tasks.plan import Job, Planner, PlanSummary
@@ -41,6 +44,7 @@ class ToDo:
     jobs: list[Job]
     skipped: dict[str, str]  # asset_id -> folder of jobs already in the store
     duplicates: int
+    pending_in_batch: int = 0  # paid for in a batch not yet collected
 
 
 def new_run_id(now: datetime) -> str:
@@ -66,21 +70,24 @@ def plan_jobs(manifest: str, fmt: str | None, cfg: JobConfig, rejects_url: str) 
 
 @task(name="skip-existing", **TASK_OPTIONS)
 def skip_existing(store: AssetStore, jobs: list[Job]) -> ToDo:
-    """Drop jobs whose asset is already stored, and repeats of the same asset_id."""
+    """Drop jobs already stored or waiting in an uncollected batch, and repeated asset_ids."""
     existing = store.existing()
+    pending = BatchBook(store).pending_asset_ids()
     seen: set[str] = set()
     todo: list[Job] = []
     skipped: dict[str, str] = {}
-    duplicates = 0
+    duplicates = in_batch = 0
     for job in jobs:
         if job.asset_id in seen:
             duplicates += 1
         elif job.asset_id in existing:
             skipped[job.asset_id] = existing[job.asset_id]
+        elif job.asset_id in pending:
+            in_batch += 1
         else:
             todo.append(job)
         seen.add(job.asset_id)
-    return ToDo(todo, skipped, duplicates)
+    return ToDo(todo, skipped, duplicates, in_batch)
 
 
 @task(name="generate", **TASK_OPTIONS)
@@ -89,6 +96,14 @@ def generate_images(
 ) -> GenerationReport:
     """Send every job through the provider; each image is stored, rendered and catalogued."""
     return generate(jobs, cfg, store, run_id, started_at, load_price_table())
+
+
+@task(name="submit-batches", **TASK_OPTIONS)
+def submit_batches(
+    jobs: list[Job], cfg: JobConfig, store: AssetStore, run_id: str, started_at: datetime
+) -> SubmitReport:
+    """Send every job to OpenAI's Batch API; `assetgen collect` stores the results."""
+    return submit(jobs, cfg, store, run_id, started_at, load_price_table())
 
 
 @task(name="complete-stored", **TASK_OPTIONS)
@@ -116,19 +131,26 @@ def generate_assets(
     store = AssetStore(cfg.store, cfg.store_options)
     planned = plan_jobs(manifest, fmt, cfg, store.uri(f"{RUNS}/{run_id}/rejects.csv"))
     todo = skip_existing(store, planned.jobs)
-    report = generate_images(todo.jobs, cfg, store, run_id, started_at)
+    if cfg.mode == "batch":
+        submitted = submit_batches(todo.jobs, cfg, store, run_id, started_at)
+        summary = batch_run_summary(run_id, manifest, cfg, planned, todo, submitted)
+    else:
+        report = generate_images(todo.jobs, cfg, store, run_id, started_at)
+        summary = run_summary(run_id, manifest, cfg, planned, todo, report)
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
-    summary = run_summary(run_id, manifest, cfg, planned, todo, report)
     summary["completed_existing"] = completed
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     _artifacts(summary)
     get_run_logger().info(
-        "run %s: %d generated, %d failed, %d left for budget, $%.4f spent",
+        "run %s: %d generated, %d submitted in batches, %d failed, %d left for budget, "
+        "$%.4f spent, $%.4f reserved in batches",
         run_id,
         summary["generated"],
+        summary["submitted"],
         summary["failed"],
         summary["budget_exhausted"],
         summary["cost_usd"],
+        summary["batch_reserved_usd"],
     )
     return summary
 
@@ -142,11 +164,77 @@ def run_summary(
     report: GenerationReport,
 ) -> dict[str, Any]:
     """The run's outcome as one JSON-able dict (the `--json` output)."""
-    by_status = Counter(o.status for o in report.outcomes)
-    failures = Counter(o.reason for o in report.outcomes if o.status == "failed")
+    return {
+        **_plan_part(run_id, manifest, cfg, planned, todo),
+        **_outcome_part(report.outcomes),
+        "stop_reason": report.stop_reason,
+        "interrupted": report.interrupted,
+        "cost_usd": round(report.spent_usd, 6),
+        "uncertain_cost_usd": round(report.uncertain_usd, 6),
+        "budget_usd": report.cap_usd,
+        "estimate_usd": round(planned.summary.cost.expected, 6),
+        "requests": report.requests_sent,
+        "errors": dict(report.errors),
+        "rendition_errors": report.rendition_errors[:10],
+        "catalog_rows": report.catalog_rows,
+        "submitted": 0,
+        "batches": [],
+        "batch_reserved_usd": 0.0,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def batch_run_summary(
+    run_id: str,
+    manifest: str,
+    cfg: JobConfig,
+    planned: Planned,
+    todo: ToDo,
+    report: SubmitReport,
+) -> dict[str, Any]:
+    """A batch-mode run: what was submitted, where it is recorded, what it may cost."""
+    return {
+        **_plan_part(run_id, manifest, cfg, planned, todo),
+        **_outcome_part(report.outcomes),
+        "stop_reason": report.stop_reason,
+        "interrupted": False,
+        "cost_usd": 0.0,
+        "uncertain_cost_usd": 0.0,
+        "budget_usd": report.cap_usd,
+        "estimate_usd": round(planned.summary.batch_cost(load_price_table()).expected, 6),
+        "requests": 0,
+        "errors": {},
+        "rendition_errors": [],
+        "catalog_rows": 0,
+        "submitted": report.submitted,
+        "batches": [
+            {"key": b.key, "batch_id": b.batch_id, "jobs": len(b.asset_ids), "state": b.state}
+            for b in report.batches
+        ],
+        "batch_reserved_usd": round(report.reserved_usd, 6),
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def _outcome_part(outcomes: list[JobOutcome]) -> dict[str, Any]:
+    by_status = Counter(o.status for o in outcomes)
+    failures = Counter(o.reason for o in outcomes if o.status == "failed")
+    return {
+        "generated": by_status["generated"],
+        "failed": by_status["failed"],
+        "budget_exhausted": by_status["budget_exhausted"],
+        "stopped": by_status["stopped"],
+        "top_failures": [{"reason": r, "count": n} for r, n in failures.most_common(10)],
+    }
+
+
+def _plan_part(
+    run_id: str, manifest: str, cfg: JobConfig, planned: Planned, todo: ToDo
+) -> dict[str, Any]:
     plan = planned.summary
     return {
         "run_id": run_id,
+        "mode": cfg.mode,
         "manifest": manifest,
         "store": cfg.store,
         "provider": cfg.provider,
@@ -156,30 +244,23 @@ def run_summary(
         "jobs": plan.jobs,
         "duplicates": todo.duplicates,
         "skipped_existing": len(todo.skipped),
-        "generated": by_status["generated"],
-        "failed": by_status["failed"],
-        "budget_exhausted": by_status["budget_exhausted"],
-        "stopped": by_status["stopped"],
-        "stop_reason": report.stop_reason,
-        "interrupted": report.interrupted,
-        "cost_usd": round(report.spent_usd, 6),
-        "uncertain_cost_usd": round(report.uncertain_usd, 6),
-        "budget_usd": report.cap_usd,
-        "estimate_usd": round(plan.cost.expected, 6),
-        "requests": report.requests_sent,
-        "errors": dict(report.errors),
-        "top_failures": [{"reason": r, "count": n} for r, n in failures.most_common(10)],
+        "pending_in_batch": todo.pending_in_batch,
         "rejects_file": planned.rejects_url,
-        "rendition_errors": report.rendition_errors[:10],
-        "catalog_rows": report.catalog_rows,
-        "seconds": round(report.seconds, 3),
     }
 
 
 def _artifacts(s: dict[str, Any]) -> None:
     rows = [
         {"status": k, "jobs": s[k]}
-        for k in ("generated", "skipped_existing", "failed", "budget_exhausted", "stopped")
+        for k in (
+            "generated",
+            "submitted",
+            "skipped_existing",
+            "pending_in_batch",
+            "failed",
+            "budget_exhausted",
+            "stopped",
+        )
     ]
     create_table_artifact(rows, key="run-outcome", description=f"Outcome of run {s['run_id']}")
     budget = "no cap" if s["budget_usd"] is None else f"${s['budget_usd']:.4f}"
@@ -190,6 +271,12 @@ def _artifacts(s: dict[str, Any]) -> None:
         f"{s['failed']} failed, {s['budget_exhausted']} left for budget, {s['rejected']} rows "
         "rejected",
     ]
+    if s["submitted"]:
+        lines.append(
+            f"- {s['submitted']} submitted in {len(s['batches'])} batches, "
+            f"${s['batch_reserved_usd']:.4f} reserved at the batch price; `assetgen collect` "
+            "stores the results"
+        )
     if s["stop_reason"]:
         lines.append(f"- **run stopped**: {s['stop_reason']}")
     lines += [f"- {f['count']} x {f['reason']}" for f in s["top_failures"]]

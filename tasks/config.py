@@ -64,6 +64,23 @@ class BudgetConfig(StrictModel):
         return self
 
 
+class BatchConfig(StrictModel):
+    """Batch API mode (`mode: batch`): how requests are split and how results are awaited."""
+
+    # The API's limits per input file: 50,000 requests and 200 MB.
+    max_requests: int = Field(50_000, ge=1, le=50_000, description="requests per batch")
+    max_file_bytes: int = Field(
+        200_000_000, ge=1024, le=200_000_000, description="bytes per input file"
+    )
+    poll_s: float = Field(60, gt=0, description="seconds between status checks with --wait")
+    recover_after_s: float = Field(
+        900,
+        gt=0,
+        description="a batch whose creation was cut short and is not found at OpenAI after "
+        "this long is given up and its jobs planned again",
+    )
+
+
 class JobConfig(StrictModel):
     """Everything one run needs besides the manifest."""
 
@@ -85,12 +102,16 @@ class JobConfig(StrictModel):
         {}, description="fsspec options for the store, e.g. S3 endpoint_url, key, secret"
     )
     limits: Limits = Limits()
+    mode: Literal["online", "batch"] = "online"
+    batch: BatchConfig = BatchConfig()
 
     @model_validator(mode="after")
-    def _renditions_are_known(self) -> JobConfig:
+    def _consistent(self) -> JobConfig:
         unknown = [name for name in self.renditions if name not in self.presets]
         if unknown:
             raise ValueError(f"renditions {unknown} have no preset; known: {sorted(self.presets)}")
+        if self.mode == "batch" and self.provider != "openai":
+            raise ValueError("mode batch goes through OpenAI's Batch API: it needs provider openai")
         return self
 
 

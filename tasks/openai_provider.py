@@ -15,6 +15,7 @@ from typing import Any
 
 import fsspec
 import openai
+from openai.types import ImagesResponse
 from PIL import Image
 
 from tasks.plan import InputImage, Job
@@ -31,7 +32,8 @@ RUN_STOPPING_CODES = frozenset(
         "model_not_found",
     }
 )
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# Camera JPEGs open as "MPO" in Pillow.
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "mpo": "image/jpeg", "webp": "image/webp"}
 
 
 class OpenAIProvider:
@@ -60,7 +62,7 @@ class OpenAIProvider:
                 raw = await self._client.images.with_raw_response.generate(**params)
             response = raw.parse()
         except openai.APIStatusError as e:
-            raise _status_error(e) from None
+            raise status_error(e) from None
         except openai.APITimeoutError:
             raise ProviderError(
                 "transient", "request timed out", code="timeout", maybe_billed=True
@@ -72,31 +74,42 @@ class OpenAIProvider:
                 code="connection_error",
                 maybe_billed=not _never_sent(e),
             ) from None
-        headers = dict(raw.headers.items())
-        if not response.data or not response.data[0].b64_json:
-            raise ProviderError("row", "response has no image data", maybe_billed=True)
-        expected = None if job.size == "auto" else job.size
         # Decoding a whole image is CPU work: off the dispatch loop.
-        image = await asyncio.to_thread(_decode, response.data[0].b64_json, expected)
-        usage = Usage()
-        if response.usage is not None:
-            details = response.usage.input_tokens_details
-            usage = Usage(
-                text_input_tokens=details.text_tokens if details else response.usage.input_tokens,
-                image_input_tokens=details.image_tokens if details else 0,
-                output_tokens=response.usage.output_tokens,
-            )
-        return ImageResult(
-            image=image,
-            output_format=response.output_format or job.output_format,
-            size=response.size or job.size,
-            quality=response.quality,
-            background=response.background,
-            usage=usage,
-            revised_prompt=response.data[0].revised_prompt,
-            request_id=raw.request_id,
-            headers=headers,
+        return await asyncio.to_thread(
+            image_result, response, job, raw.request_id, dict(raw.headers.items())
         )
+
+
+def image_result(
+    response: ImagesResponse,
+    job: Job,
+    request_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> ImageResult:
+    """The image of an Images API response (online or a batch output line), checked whole."""
+    if not response.data or not response.data[0].b64_json:
+        raise ProviderError("row", "response has no image data", maybe_billed=True)
+    expected = None if job.size == "auto" else job.size
+    image = _decode(response.data[0].b64_json, expected)
+    usage = Usage()
+    if response.usage is not None:
+        details = response.usage.input_tokens_details
+        usage = Usage(
+            text_input_tokens=details.text_tokens if details else response.usage.input_tokens,
+            image_input_tokens=details.image_tokens if details else 0,
+            output_tokens=response.usage.output_tokens,
+        )
+    return ImageResult(
+        image=image,
+        output_format=response.output_format or job.output_format,
+        size=response.size or job.size,
+        quality=response.quality,
+        background=response.background,
+        usage=usage,
+        revised_prompt=response.data[0].revised_prompt,
+        request_id=request_id,
+        headers=headers or {},
+    )
 
 
 def _decode(b64: str, expected_size: str | None) -> bytes:
@@ -123,14 +136,14 @@ def _decode(b64: str, expected_size: str | None) -> bytes:
 
 
 async def _fetch(ref: InputImage) -> tuple[str, bytes, str]:
-    """Reference bytes as an upload, checked against the hash the asset_id was made from."""
+    return await asyncio.to_thread(read_reference, ref)
 
-    def read() -> bytes:
-        with fsspec.open(ref.uri, "rb") as f:
-            return f.read()
 
+def read_reference(ref: InputImage) -> tuple[str, bytes, str]:
+    """Reference bytes as an upload (name, bytes, mime), checked against the planned hash."""
     try:
-        data = await asyncio.to_thread(read)
+        with fsspec.open(ref.uri, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise ProviderError("row", f"cannot read {ref.uri}: {e}") from None
     if hashlib.sha256(data).hexdigest() != ref.sha256:
@@ -141,7 +154,8 @@ async def _fetch(ref: InputImage) -> tuple[str, bytes, str]:
     return name, data, MIME.get(fmt, "image/png")
 
 
-def _status_error(e: openai.APIStatusError) -> ProviderError:
+def status_error(e: openai.APIStatusError) -> ProviderError:
+    """An API error answer, classed like every other provider failure."""
     status = e.status_code
     code = e.code if isinstance(e.code, str) else None
     headers = dict(e.response.headers.items())

@@ -284,6 +284,7 @@ class PlanSummary:
     jobs: int = 0
     duplicate_jobs: int = 0
     cost: Cost = field(default_factory=Cost)
+    cost_by_model: dict[str, Cost] = field(default_factory=dict)
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     examples: dict[tuple[str, str], Reject] = field(default_factory=dict)
     _asset_ids: set[str] = field(default_factory=set)
@@ -312,6 +313,14 @@ class PlanSummary:
         self._asset_ids.add(item.asset_id)
         self.jobs += 1
         self.cost += item.cost
+        self.cost_by_model[item.model] = self.cost_by_model.get(item.model, Cost()) + item.cost
+
+    def batch_cost(self, prices: PriceTable) -> Cost:
+        """The same jobs at the Batch API price of each model."""
+        total = Cost()
+        for model, cost in self.cost_by_model.items():
+            total += cost.scaled(1 - prices.pricing(model).batch_discount)
+        return total
 
     def top_reasons(self, limit: int = 10) -> list[dict[str, Any]]:
         """The most frequent reject reasons, each with a count and one example."""

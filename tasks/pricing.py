@@ -50,6 +50,7 @@ class ImageInputRule(StrictModel):
 
 class ModelPricing(StrictModel):
     per_million_tokens: TokenPrices
+    batch_discount: float = Field(0.0, ge=0, lt=1, description="share off through the Batch API")
     output_tokens: dict[str, dict[str, int]]
     image_input: ImageInputRule
 
@@ -123,6 +124,9 @@ class Cost:
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(self.low + other.low, self.expected + other.expected, self.worst + other.worst)
+
+    def scaled(self, factor: float) -> Cost:
+        return Cost(self.low * factor, self.expected * factor, self.worst * factor)
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,17 @@ def estimate_job_cost(
     )
 
 
-def usage_cost(prices: PriceTable, model: str, text_in: int, image_in: int, output: int) -> float:
-    """USD billed for the tokens a response reports."""
-    per = prices.pricing(model).per_million_tokens
-    return (text_in * per.text_input + image_in * per.image_input + output * per.image_output) / 1e6
+def usage_cost(
+    prices: PriceTable,
+    model: str,
+    text_in: int,
+    image_in: int,
+    output: int,
+    *,
+    batch: bool = False,
+) -> float:
+    """USD billed for the tokens a response reports (`batch`: at the Batch API price)."""
+    pricing = prices.pricing(model)
+    per = pricing.per_million_tokens
+    usd = (text_in * per.text_input + image_in * per.image_input + output * per.image_output) / 1e6
+    return usd * (1 - pricing.batch_discount) if batch else usd

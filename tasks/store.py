@@ -66,6 +66,7 @@ class Sidecar(BaseModel):
     request_id: str | None = None
     latency_s: float
     attempts: int
+    batch_id: str | None = None  # Batch API mode: the batch that made it
 
 
 class UnsafePath(ValueError):

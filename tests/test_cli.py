@@ -103,7 +103,11 @@ def test_plan_example_manifest_text(tmp_path: Path) -> None:
 def test_plan_json_cost_matches_text_cost(tmp_path: Path) -> None:
     data = _one_json(_plan(MANIFEST, "--json", "--rejects", tmp_path / "a.csv").stdout)
     text = _flat(_plan(MANIFEST, "--rejects", tmp_path / "b.csv").stdout)
-    assert f"worst case ${data['cost_usd']['worst']:,.4f}" in text
+    for label, key in (("online", "cost_usd"), ("batch (--mode batch)", "batch_cost_usd")):
+        cost = data[key]
+        assert f"{label} ${cost['low']:,.4f} ${cost['expected']:,.4f} ${cost['worst']:,.4f}" in text
+    # The Batch API price is half the online one for gpt-image-2.
+    assert data["batch_cost_usd"]["worst"] == pytest.approx(data["cost_usd"]["worst"] / 2, 1e-4)
 
 
 # --- a mix of good and bad rows -----------------------------------------------------------

@@ -11,7 +11,24 @@ bills usage from configs/pricing.yaml, and injects faults on demand:
   this prompt loses its connection halfway through the body);
 - `fail_next(status, code, count=, retry_after_s=)`: the next requests fail;
 - `insufficient_quota = True`: every request gets 429 insufficient_quota;
-- `ipm`: a token bucket of images per minute answering 429 with retry headers.
+- `ipm`: a token bucket of images per minute answering 429 with retry headers;
+- `[[noise]]` in the prompt: the image is random noise (incompressible, ~4 MB of
+  base64 at 1024x1024), made once per size and format.
+
+It also serves the Files and Batch APIs for image batches (tests/fakes/batch_api.py):
+each retrieve of a batch moves it one step (validating, in_progress, finalizing,
+completed), executing and billing its lines at (1 - batch_discount) of the online
+price, and output and error files are streamed line by line. Batch controls:
+
+- `hold_batches = True`: batches stay in_progress until it is False again;
+- `expire_batches_after = N`: a batch about to complete expires instead, with
+  only its first N lines executed (the others: batch_expired in the error file);
+- `max_batch_requests` (50,000) and `max_batch_file_bytes` (200 MB): beyond them
+  the batch fails validation (too_many_tasks, file_too_large);
+- `single_model_batches = True`: lines of one batch naming different models fail
+  validation (model_mismatch), as the API requires; False to allow them;
+- `uploads`: what was sent to POST /v1/files, by file id; `batch_api.calls`:
+  Files and Batch API calls by name (e.g. "batches.retrieve").
 """
 
 from __future__ import annotations
@@ -23,6 +40,7 @@ import email.parser
 import email.policy
 import io
 import math
+import os
 import random
 import re
 import secrets
@@ -31,7 +49,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from PIL import Image
@@ -42,6 +60,9 @@ from starlette.routing import Route
 
 from tasks.capabilities import load_model_table, size_problem
 from tasks.pricing import load_price_table, output_tokens
+
+if TYPE_CHECKING:
+    from tests.fakes.batch_api import UploadRecord
 
 _SCRIPT = re.compile(r"\[\[status:(\d{3})x(\d+)\]\]")
 _SLOW = re.compile(r"\[\[slow:(\d+(?:\.\d+)?)\]\]")
@@ -84,11 +105,25 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.extra = extra or {}
 
-    def response(self, headers: dict[str, str]) -> JSONResponse:
+    def body(self) -> dict[str, Any]:
+        """The JSON error body the API answers with."""
         body = {"message": str(self), "type": self.type, "param": self.param, "code": self.code}
-        return JSONResponse(
-            {"error": {**body, **self.extra}}, self.status, headers={**headers, **self.headers}
-        )
+        return {"error": {**body, **self.extra}}
+
+    def response(self, headers: dict[str, str]) -> JSONResponse:
+        return JSONResponse(self.body(), self.status, headers={**headers, **self.headers})
+
+
+def moderation_error() -> ApiError:
+    """What a prompt carrying `[[moderation]]` gets, online and in batches."""
+    return ApiError(
+        400,
+        "Your request was rejected by the safety system. If you believe this is an "
+        "error, contact us at help.openai.com and include the request ID.",
+        code="moderation_blocked",
+        type_="image_generation_user_error",
+        extra={"moderation_details": {"categories": ["test"], "flagged": True}},
+    )
 
 
 class FakeOpenAI:
@@ -117,9 +152,13 @@ class FakeOpenAI:
         self._models = load_model_table()
         self._prices = load_price_table()
         self._images: dict[tuple[str, str, bool], bytes] = {}
+        self._b64_images: dict[tuple[str, str, bool, bool], bytes] = {}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        from tests.fakes.batch_api import BatchEndpoints
+
+        self.batch_api = BatchEndpoints(self)
         self.reset()
 
     # --- control ------------------------------------------------------------------------
@@ -134,6 +173,12 @@ class FakeOpenAI:
             self._tokens: float | None = None
             self._refilled = time.monotonic()
             self._rng = random.Random(self._seed)
+            self.hold_batches = False
+            self.expire_batches_after: int | None = None
+            self.max_batch_requests = 50_000
+            self.max_batch_file_bytes = 200 * 1024 * 1024
+            self.single_model_batches = True
+        self.batch_api.reset()
 
     def fail_next(
         self,
@@ -156,6 +201,11 @@ class FakeOpenAI:
                 self._faults.append(
                     ApiError(status, message or f"injected {status}", code=code, headers=headers)
                 )
+
+    @property
+    def uploads(self) -> dict[str, UploadRecord]:
+        """What was uploaded to POST /v1/files, by file id, in order: purpose, filename, bytes."""
+        return self.batch_api.uploads()
 
     @property
     def billed_usd(self) -> float:
@@ -185,6 +235,7 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/images/generations", self._generations, methods=["POST"]),
                 Route("/v1/images/edits", self._edits, methods=["POST"]),
+                *self.batch_api.routes(),
             ]
         )
         config = uvicorn.Config(
@@ -342,14 +393,7 @@ class FakeOpenAI:
         if fault is not None:
             raise fault
         if "[[moderation]]" in prompt:
-            raise ApiError(
-                400,
-                "Your request was rejected by the safety system. If you believe this is an "
-                "error, contact us at help.openai.com and include the request ID.",
-                code="moderation_blocked",
-                type_="image_generation_user_error",
-                extra={"moderation_details": {"categories": ["test"], "flagged": True}},
-            )
+            raise moderation_error()
         if m := _SCRIPT.search(prompt):
             status, times = int(m[1]), int(m[2])
             with self._lock:
@@ -496,6 +540,13 @@ class FakeOpenAI:
     def _image_response(
         self, params: dict[str, Any], inputs: list[bytes]
     ) -> tuple[dict[str, Any], float]:
+        payload, billed = self._priced(params)
+        b64 = self._b64_image(params, payload).decode()
+        payload["data"] = [{"b64_json": b64} for _ in range(params["n"])]
+        return payload, billed
+
+    def _priced(self, params: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """The response payload with `data` still empty, and the USD it bills online."""
         size = "1024x1024" if params["size"] == "auto" else params["size"]
         quality = "medium" if params["quality"] == "auto" else params["quality"]
         fmt, transparent = params["output_format"], params["background"] == "transparent"
@@ -508,10 +559,9 @@ class FakeOpenAI:
         billed = (
             text * per.text_input + image_in * per.image_input + out * n * per.image_output
         ) / 1e6
-        b64 = base64.b64encode(self._image(size, fmt, transparent)).decode()
         payload = {
             "created": int(time.time()),
-            "data": [{"b64_json": b64} for _ in range(n)],
+            "data": [],
             "background": "transparent" if transparent else "opaque",
             "output_format": fmt,
             "quality": quality,
@@ -525,6 +575,30 @@ class FakeOpenAI:
             },
         }
         return payload, billed
+
+    def _b64_image(self, params: dict[str, Any], payload: dict[str, Any]) -> bytes:
+        """The base64 of the answer's image (cached: the same bytes object every time)."""
+        transparent = payload["background"] == "transparent"
+        noise = "[[noise]]" in params["prompt"]
+        key = (payload["size"], payload["output_format"], transparent, noise)
+        with self._lock:
+            cached = self._b64_images.get(key)
+        if cached is None:
+            maker = self._noise if noise else self._image
+            cached = base64.b64encode(maker(*key[:3]))
+            with self._lock:
+                self._b64_images[key] = cached
+        return cached
+
+    def _noise(self, size: str, fmt: str, transparent: bool) -> bytes:
+        """Random pixels: an image no encoder can shrink."""
+        w, h = (int(v) for v in size.split("x"))
+        mode = "RGBA" if transparent else "RGB"
+        img = Image.frombytes(mode, (w, h), os.urandom(w * h * len(mode)))
+        buf = io.BytesIO()
+        options = {"compress_level": 1} if fmt == "png" else {"quality": 80}
+        img.save(buf, fmt.upper(), **options)
+        return buf.getvalue()
 
     def _image(self, size: str, fmt: str, transparent: bool) -> bytes:
         key = (size, fmt, transparent)
