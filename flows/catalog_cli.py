@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 from rich.console import Console
@@ -36,6 +37,14 @@ StatusOpt = Annotated[
 ]
 SinceOpt = Annotated[
     str | None, typer.Option("--since", help="Created at or after (ISO date or time, UTC).")
+]
+VersionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--versions",
+        help="Also the superseded versions (older assets of the same partition, row and variant), "
+        "each naming its current asset in superseded_by.",
+    ),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")]
@@ -80,9 +89,19 @@ def parse_since(since: str | None) -> datetime | None:
 
 
 def _selected(
-    store: AssetStore, where: list[str] | None, status: str | None, since: str | None
+    store: AssetStore,
+    where: list[str] | None,
+    status: str | None,
+    since: str | None,
+    versions: bool = False,
 ) -> pa.Table:
-    return cat.select(cat.read_catalog(store), parse_where(where), status, parse_since(since))
+    return cat.select(
+        cat.read_catalog(store),
+        parse_where(where),
+        status,
+        parse_since(since),
+        current_only=not versions,
+    )
 
 
 def _safe_cell(value: Any) -> Any:
@@ -93,8 +112,14 @@ def _safe_cell(value: Any) -> Any:
     return value
 
 
-def write_rows(table: pa.Table, fmt: str, output: Path | None) -> None:
-    """The rows in `fmt` to `output` (or stdout)."""
+def write_rows(
+    table: pa.Table,
+    fmt: str,
+    output: Path | None,
+    columns: tuple[str, ...] = TABLE_COLUMNS,
+    hidden: int = 0,
+) -> None:
+    """The rows in `fmt` to `output` (or stdout); a table shows `columns` and counts `hidden`."""
     if fmt == "parquet":
         if output is None:
             fail("--format parquet needs --output")
@@ -112,12 +137,15 @@ def write_rows(table: pa.Table, fmt: str, output: Path | None) -> None:
             text.write(json.dumps(row, default=str) + "\n")
     elif fmt == "table":
         grid = Table(show_edge=False)
-        for column in TABLE_COLUMNS:
+        for column in columns:
             grid.add_column(column, overflow="fold")
         for row in rows:
-            grid.add_row(*(str(row[c]) if row[c] is not None else "" for c in TABLE_COLUMNS))
+            grid.add_row(*(str(row[c]) if row[c] is not None else "" for c in columns))
         Console(file=text, width=200, highlight=False).print(grid)
-        text.write(f"{len(rows)} assets\n")
+        text.write(f"{len(rows)} assets")
+        if hidden:
+            text.write(f" ({hidden} superseded versions hidden: --versions shows them)")
+        text.write("\n")
     else:
         fail(f"--format {fmt!r}: expected table, csv, json or parquet")
     if output is None:
@@ -136,10 +164,18 @@ def list_(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
+    versions: VersionsOpt = False,
 ) -> None:
-    """The latest row of each asset, filtered."""
-    table = _selected(open_store(store, config), where, status, since)
-    write_rows(table.slice(0, limit) if limit else table, fmt, output)
+    """The latest row of each current asset, filtered (--versions: superseded ones too)."""
+    catalog = cat.read_catalog(open_store(store, config))
+    filters = (parse_where(where), status, parse_since(since))
+    table = cat.select(catalog, *filters, current_only=not versions)
+    columns = (*TABLE_COLUMNS, cat.SUPERSEDED_BY) if versions else TABLE_COLUMNS
+    hidden = 0
+    if fmt == "table" and not versions:  # say so when versions are left out
+        older = catalog.filter(pc.is_valid(catalog[cat.SUPERSEDED_BY]))
+        hidden = cat.select(older, *filters).num_rows if older.num_rows else 0
+    write_rows(table.slice(0, limit) if limit else table, fmt, output, columns, hidden)
 
 
 @app.command()
@@ -148,11 +184,17 @@ def show(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Every column of one asset, as JSON."""
+    """Every column of one asset, as JSON (superseded_by names the asset that replaced it)."""
     table = cat.select(cat.read_catalog(open_store(store, config)), [("asset_id", asset_id)])
     if table.num_rows == 0:
         fail(f"no asset {asset_id!r} in the catalog")
-    print(json.dumps(table.to_pylist()[0], default=str, indent=2))
+    row = table.to_pylist()[0]
+    print(json.dumps(row, default=str, indent=2))
+    if row[cat.SUPERSEDED_BY]:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(
+            f"{escape(asset_id)} is superseded by {escape(row[cat.SUPERSEDED_BY])} "
+            "(a newer asset of the same partition, row and variant)"
+        )
 
 
 @app.command()
@@ -164,9 +206,10 @@ def export(
     status: StatusOpt = None,
     since: SinceOpt = None,
     fmt: FormatOpt = "parquet",
+    versions: VersionsOpt = False,
 ) -> None:
-    """Every column of the selected assets to a file (csv cells are safe for spreadsheets)."""
-    table = _selected(open_store(store, config), where, status, since)
+    """Every column of the selected current assets to a file (csv cells are spreadsheet-safe)."""
+    table = _selected(open_store(store, config), where, status, since, versions)
     write_rows(table, fmt, output)
     print(f"{table.num_rows} assets -> {output}")
 

@@ -202,6 +202,15 @@ def run(
             "results later with `assetgen collect`.",
         ),
     ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            min=1,
+            help="Split into N runs of the generate_shard deployment on its work pool "
+            "(needs a Prefect server, the deployments and workers; see README Deploying).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate every valid row into the store, within the rate limit and the budget.
@@ -222,9 +231,21 @@ def run(
         # Fail fast, before Prefect starts, on what can be checked here.
         cfg = load_job_config(config, overrides)
         _check_credentials(cfg)
-        from flows.generate import generate_assets
+        config_url = str(config) if config else None
+        if shards and not os.environ.get("PREFECT_API_URL"):
+            raise ConfigError(
+                "--shards runs shards on a Prefect work pool: start a Prefect server, deploy "
+                "deployments/prefect.yaml and start workers, then set PREFECT_API_URL "
+                "(README: Deploying)"
+            )
+        if shards:
+            from flows.sharded import generate_sharded
 
-        summary = generate_assets(manifest, str(config) if config else None, overrides, fmt, None)
+            summary = generate_sharded(manifest, shards, config_url, overrides, fmt)
+        else:
+            from flows.generate import generate_assets
+
+            summary = generate_assets(manifest, config_url, overrides, fmt, None)
     except ConfigError as e:
         _bad_input(e, as_json)
     if as_json:
@@ -294,6 +315,32 @@ def _print_collect(r: dict[str, Any]) -> None:
 def _check_credentials(cfg: JobConfig) -> None:
     if cfg.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError("provider openai needs OPENAI_API_KEY in the environment")
+
+
+@app.command()
+def serve(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Serve just this deployment; repeatable [default: all]."),
+    ] = None,
+    prefect_file: Annotated[
+        Path | None, typer.Option("--prefect-file", help="[default: deployments/prefect.yaml]")
+    ] = None,
+) -> None:
+    """Serve the deployments of prefect.yaml in this process, schedules included (no work pool).
+
+    Schedules fire only with a Prefect server (`prefect server start`, then
+    PREFECT_API_URL); their `active` flags in prefect.yaml are kept.
+    """
+    from prefect import serve as prefect_serve
+
+    from flows.serve import PREFECT_YAML, served_deployments
+
+    try:
+        deployments = served_deployments(prefect_file or PREFECT_YAML, only)
+    except (OSError, ValueError) as e:
+        _bad_input(e, False)
+    prefect_serve(*deployments)
 
 
 @app.command()

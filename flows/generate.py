@@ -58,7 +58,7 @@ def plan_jobs(manifest: str, fmt: str | None, cfg: JobConfig, rejects_url: str) 
     planner = Planner(RowContext.build(cfg, load_model_table()), load_price_table())
     summary = PlanSummary()
     jobs: list[Job] = []
-    with rejects_file(rejects_url) as write_reject:
+    with rejects_file(rejects_url, cfg.store_options) as write_reject:
         for item in planner.plan(manifest, fmt):
             summary.add(item)
             if isinstance(item, Reject):
@@ -140,7 +140,7 @@ def generate_assets(
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary["completed_existing"] = completed
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
-    _artifacts(summary)
+    publish_artifacts(summary)
     get_run_logger().info(
         "run %s: %d generated, %d submitted in batches, %d failed, %d left for budget, "
         "$%.4f spent, $%.4f reserved in batches",
@@ -166,7 +166,7 @@ def run_summary(
     """The run's outcome as one JSON-able dict (the `--json` output)."""
     return {
         **_plan_part(run_id, manifest, cfg, planned, todo),
-        **_outcome_part(report.outcomes),
+        **outcome_counts(report.outcomes),
         "stop_reason": report.stop_reason,
         "interrupted": report.interrupted,
         "cost_usd": round(report.spent_usd, 6),
@@ -195,7 +195,7 @@ def batch_run_summary(
     """A batch-mode run: what was submitted, where it is recorded, what it may cost."""
     return {
         **_plan_part(run_id, manifest, cfg, planned, todo),
-        **_outcome_part(report.outcomes),
+        **outcome_counts(report.outcomes),
         "stop_reason": report.stop_reason,
         "interrupted": False,
         "cost_usd": 0.0,
@@ -216,7 +216,8 @@ def batch_run_summary(
     }
 
 
-def _outcome_part(outcomes: list[JobOutcome]) -> dict[str, Any]:
+def outcome_counts(outcomes: list[JobOutcome]) -> dict[str, Any]:
+    """Jobs by final status, and the most frequent failure reasons."""
     by_status = Counter(o.status for o in outcomes)
     failures = Counter(o.reason for o in outcomes if o.status == "failed")
     return {
@@ -249,7 +250,8 @@ def _plan_part(
     }
 
 
-def _artifacts(s: dict[str, Any]) -> None:
+def publish_artifacts(s: dict[str, Any]) -> None:
+    """The run's outcome table and cost-vs-budget summary as Prefect artifacts."""
     rows = [
         {"status": k, "jobs": s[k]}
         for k in (

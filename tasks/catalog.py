@@ -2,6 +2,11 @@
 
 Runs append part files as they go, so a crash keeps what was recorded. The
 catalog is an index: `rebuild` makes it again from the sidecars alone.
+
+A new prompt or style_version makes new assets for the same slot (partition,
+row_id, variant) and keeps the old ones: on read, each generated asset that a
+newer one of its slot replaced names it in `superseded_by` (derived, never
+stored).
 """
 
 from __future__ import annotations
@@ -70,6 +75,10 @@ SCHEMA = pa.schema(
     ]
 )
 PARTITION_COLUMNS = {"partition"}
+# Derived on read (see superseded): the newer asset of the same slot, or null.
+SUPERSEDED_BY = "superseded_by"
+READ_SCHEMA = SCHEMA.append(pa.field(SUPERSEDED_BY, pa.string()))
+GENERATED = "generated"
 
 
 def row_from_sidecar(store: AssetStore, sidecar: Sidecar) -> dict[str, Any]:
@@ -199,7 +208,7 @@ def part_paths(store: AssetStore) -> list[str]:
 
 
 def read_catalog(store: AssetStore, *, latest: bool = True) -> pa.Table:
-    """Every part, and with `latest` only the newest row of each asset_id."""
+    """The newest row of each asset_id, with `superseded_by`; every stored row without `latest`."""
     for attempt in range(READ_RETRIES):
         try:
             tables = [_read_part(store, p) for p in part_paths(store)]
@@ -211,9 +220,9 @@ def read_catalog(store: AssetStore, *, latest: bool = True) -> pa.Table:
                 raise
             time.sleep(0.01 * attempt)
     if not tables:
-        return SCHEMA.empty_table()
+        return (READ_SCHEMA if latest else SCHEMA).empty_table()
     table = pa.concat_tables(tables)
-    return latest_rows(table) if latest else table
+    return superseded(latest_rows(table)) if latest else table
 
 
 def _read_part(store: AssetStore, path: str) -> pa.Table:
@@ -233,14 +242,127 @@ def latest_rows(table: pa.Table) -> pa.Table:
     return order.filter(keep).drop_columns(["_i"])
 
 
+def superseded(table: pa.Table) -> pa.Table:
+    """`table` (one row per asset) with `superseded_by`: the current asset of each older one.
+
+    A slot is (partition, row_id, variant); of its generated assets the newest
+    by created_at is current (ties: recorded_at, then the table's order), the
+    others name it. Other rows, and current ones, get null. Column-wise
+    throughout: the slot becomes one integer, so the one sort is numeric.
+    """
+    n = table.num_rows
+    if n == 0:
+        return table.append_column(SUPERSEDED_BY, pa.nulls(0, pa.string()))
+    row_ids = pc.dictionary_encode(_one_chunk(table["row_id"]))
+    if len(row_ids.dictionary) == n:  # every row_id once: no slot holds two assets
+        return table.append_column(SUPERSEDED_BY, pa.nulls(n, pa.string()))
+    other = pc.invert(pc.fill_null(pc.equal(table["status"], GENERATED), False))
+    slot = _combine(
+        [
+            *_partition_codes(table["partition"]),
+            _codes(row_ids),
+            _codes(table["variant"]),
+            pc.cast(other, pa.int64()),  # a slot's generated rows, apart from the rest
+        ]
+    )
+    keys = pa.table(
+        {"slot": slot, "created_at": table["created_at"], "recorded_at": table["recorded_at"]}
+    )
+    # Stable: full ties keep the table's order (read_catalog's is by asset_id).
+    order = pc.sort_indices(
+        keys,
+        sort_keys=[
+            ("slot", "ascending"),
+            ("created_at", "descending"),
+            ("recorded_at", "descending"),
+        ],
+    ).cast(pa.int64())
+    starts = _changed(pc.take(slot, order))  # the newest row of each group
+    group = pc.subtract(pc.cumulative_sum(pc.cast(starts, pa.int64())), 1)
+    newest = order.filter(starts).take(group)  # per sorted row: its group's newest
+    older = pc.and_(pc.invert(pc.take(other, order)), pc.invert(starts))
+    if not pc.any(older).as_py():
+        return table.append_column(SUPERSEDED_BY, pa.nulls(n, pa.string()))
+    newest = pc.if_else(older, newest, pa.scalar(None, pa.int64()))
+    # Back to the table's order, then the asset_id of each older row's newest.
+    names = pc.take(table["asset_id"], pc.scatter(newest, order))
+    return table.append_column(SUPERSEDED_BY, names)
+
+
+def _combine(codes: list[pa.Array]) -> pa.Array:
+    """One int64 per row, equal where every code is equal (codes are 0..k-1 or -1)."""
+    total: pa.Array | None = None
+    bound = 1
+    for code in codes:
+        width = pc.max(code).as_py() + 2  # -1 (null) to max
+        if total is None:
+            total, bound = pc.add(code, 1), width
+            continue
+        if bound * width >= 2**62:  # re-number the combinations so far: fewer than rows
+            total = _codes(total)
+            bound = pc.max(total).as_py() + 1
+        total = pc.add(pc.multiply(total, width), pc.add(code, 1))
+        bound *= width
+    assert total is not None
+    return total
+
+
+def _partition_codes(column: pa.ChunkedArray) -> list[pa.Array]:
+    """One integer column per partition key: the code of the row's value, -1 if absent.
+
+    Equal maps get equal codes whatever the order of their keys.
+    """
+    maps = _one_chunk(column)
+    n = len(maps)
+    offsets = maps.offsets
+    first, last = offsets[0].as_py(), offsets[-1].as_py()
+    keys = maps.keys.slice(first, last - first)
+    values = _codes(maps.items.slice(first, last - first))
+    offsets = pc.subtract(offsets, first)
+    parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, keys))
+    names = pc.dictionary_encode(keys)
+    columns = []
+    for code in range(len(names.dictionary)):
+        has = pc.equal(names.indices, code)
+        placed = pc.scatter(values.filter(has), parents.filter(has), max_index=n - 1)
+        columns.append(pc.fill_null(placed, -1))
+    return columns
+
+
+def _codes(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """int64 codes 0..k-1, equal where the values are equal (null: -1)."""
+    values = _one_chunk(values)
+    if not isinstance(values, pa.DictionaryArray):
+        values = pc.dictionary_encode(values)
+    return pc.cast(pc.fill_null(values.indices, -1), pa.int64())
+
+
+def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _changed(sorted_values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """True where a value differs from the one before it (the first is True)."""
+    sorted_values = _one_chunk(sorted_values)
+    differs = pc.not_equal(sorted_values.slice(1), sorted_values.slice(0, len(sorted_values) - 1))
+    return pa.concat_arrays([pa.array([True]), pc.fill_null(differs, True)])
+
+
 def select(
     table: pa.Table,
     where: Iterable[tuple[str, str]] = (),
     status: str | None = None,
     since: datetime | None = None,
+    *,
+    current_only: bool = False,
 ) -> pa.Table:
-    """Rows matching every `column=value` (a partition key, a column or a metadata key)."""
+    """Rows matching every `column=value` (a partition key, a column or a metadata key).
+
+    `current_only` leaves out superseded versions (needs `superseded_by`).
+    """
     rows = table
+    if current_only:
+        rows = _current(rows)
     if status:
         rows = rows.filter(pc.equal(rows["status"], status))
     if since:
@@ -248,7 +370,7 @@ def select(
             pc.greater_equal(rows["created_at"], pa.scalar(since, SCHEMA.field("created_at").type))
         )
     for key, value in where:
-        if key in SCHEMA.names and key not in PARTITION_COLUMNS:
+        if key in rows.column_names and key not in PARTITION_COLUMNS:
             column = pc.cast(rows[key], pa.string())
             rows = rows.filter(pc.equal(column, value))
         else:
@@ -256,6 +378,14 @@ def select(
                 pa.array([_match(r, key, value) for r in _partitions_and_meta(rows)])
             )
     return rows
+
+
+def _current(table: pa.Table) -> pa.Table:
+    if SUPERSEDED_BY not in table.column_names:
+        return table
+    names = table[SUPERSEDED_BY]
+    # A filter copies every column: only when some row is superseded.
+    return table.filter(pc.is_null(names)) if names.null_count < len(names) else table
 
 
 def _partitions_and_meta(table: pa.Table) -> Iterator[dict[str, Any]]:
@@ -280,7 +410,7 @@ def rebuild(store: AssetStore) -> int:
 def compact(store: AssetStore) -> tuple[int, int]:
     """Merge every part into one; returns (parts before, assets)."""
     before = part_paths(store)
-    table = read_catalog(store)
+    table = read_catalog(store).drop_columns([SUPERSEDED_BY])  # derived on read
     _replace_parts(store, table.to_pylist(), "compact", before)
     return len(before), table.num_rows
 

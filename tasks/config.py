@@ -7,7 +7,14 @@ from typing import Any, Literal
 
 import fsspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.render import Preset, load_presets
 
@@ -86,6 +93,12 @@ class JobConfig(StrictModel):
 
     defaults: RequestDefaults = RequestDefaults()
     prompt_template: str | None = None
+    style_version: str | None = Field(
+        None,
+        min_length=1,
+        description="a label for the look of a campaign; changing it re-generates every row "
+        "under new asset_ids, keeping the old ones",
+    )
     partition_by: list[str] = []
     renditions: list[str] = []
     presets: dict[str, Preset] = {}
@@ -104,6 +117,12 @@ class JobConfig(StrictModel):
     limits: Limits = Limits()
     mode: Literal["online", "batch"] = "online"
     batch: BatchConfig = BatchConfig()
+
+    @field_validator("style_version", mode="before")
+    @classmethod
+    def _label(cls, v: Any) -> Any:
+        # YAML reads `style_version: 2` as a number; it is a label all the same.
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:

@@ -6,20 +6,26 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 
 @contextmanager
-def open_atomic(url: str, mode: str = "w", **open_kwargs: object) -> Iterator[IO]:
+def open_atomic(
+    url: str,
+    mode: str = "w",
+    storage_options: dict[str, Any] | None = None,
+    **open_kwargs: Any,
+) -> Iterator[IO]:
     """Write to a temporary file, then move it into place in one step.
 
     Locally that is a rename within the target folder; elsewhere (S3) one
-    upload, which object stores publish whole.
+    upload, which object stores publish whole. `storage_options` go to the
+    filesystem (an S3 endpoint, keys).
     """
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     local = isinstance(fs, LocalFileSystem)
     folder = os.path.dirname(path) if local else None
     if folder:

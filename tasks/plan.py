@@ -20,6 +20,8 @@ from tasks.rows import ManifestRow, RowContext, validate_row
 # Bump when the meaning of an asset_id input changes, so old assets are not
 # mistaken for new ones.
 ASSET_ID_VERSION = 1
+# The job metadata key that records the config's style_version (sidecar, catalog).
+STYLE_VERSION_KEY = "style_version"
 
 
 class InputImage(BaseModel):
@@ -81,9 +83,14 @@ def asset_id(
     reference_sha256: list[str],
     mask_sha256: str | None,
     variant: int,
+    style_version: str | None = None,
 ) -> str:
-    """A stable hash of everything that decides the image (DESIGN invariant 1)."""
-    decisive = {
+    """A stable hash of everything that decides the image (DESIGN invariant 1).
+
+    `style_version` is an input only when set, so every id made without one
+    stays what it was.
+    """
+    decisive: dict[str, Any] = {
         "v": ASSET_ID_VERSION,
         "model": model,
         "prompt": prompt,
@@ -96,6 +103,8 @@ def asset_id(
         "mask": mask_sha256,
         "variant": variant,
     }
+    if style_version is not None:
+        decisive["style_version"] = style_version
     canonical = json.dumps(decisive, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
@@ -168,6 +177,11 @@ class Planner:
             )
             return
         mask = refs.pop() if row.mask else None
+        style_version = self.ctx.config.style_version
+        metadata = row.metadata
+        if style_version is not None:
+            # The config's label wins over a manifest column of the same name.
+            metadata = {**metadata, STYLE_VERSION_KEY: style_version}
         cost = estimate_job_cost(
             self.prices,
             row.model,
@@ -189,6 +203,7 @@ class Planner:
                     reference_sha256=[r.sha256 for r in refs],
                     mask_sha256=mask.sha256 if mask else None,
                     variant=variant,
+                    style_version=style_version,
                 ),
                 row=row.row,
                 row_id=row.id,
@@ -203,7 +218,7 @@ class Planner:
                 references=[_input_image(r) for r in refs],
                 mask=_input_image(mask) if mask else None,
                 partition=row.partition,
-                metadata=row.metadata,
+                metadata=metadata,
                 cost_low=cost.low,
                 cost_expected=cost.expected,
                 cost_worst=cost.worst,

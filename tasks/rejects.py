@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from tasks.fsio import open_atomic
 from tasks.manifest import Reject
@@ -18,13 +18,13 @@ class RejectSink(Protocol):
 
 
 @contextmanager
-def rejects_file(url: str) -> Iterator[RejectSink]:
+def rejects_file(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[RejectSink]:
     """Collect rejects into a CSV at `url`, published whole when the block ends.
 
     The file is written even when empty, so a stale one from an earlier
     run never tells of rows that are fine now.
     """
-    with open_atomic(url, "w", encoding="utf-8", newline="") as f:
+    with open_atomic(url, "w", storage_options, encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         yield lambda r: writer.writerow([r.row, r.id or "", r.column or "", r.code, r.reason])

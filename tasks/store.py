@@ -153,8 +153,16 @@ class AssetStore:
                     time.sleep(WRITE_BACKOFF_S * attempt)
         return self.uri(relative)
 
+    @property
+    def is_local(self) -> bool:
+        """A folder on this machine (other machines cannot see it)."""
+        return self._local
+
     def read_bytes(self, relative: str) -> bytes:
         return self.fs.cat_file(self.path(relative))
+
+    def read_json(self, relative: str) -> Any:
+        return json.loads(self.read_bytes(relative))
 
     def write_json(self, relative: str, obj: Any) -> str:
         """Write a JSON document whole; returns its URL."""

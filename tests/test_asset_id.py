@@ -34,6 +34,14 @@ def test_id_is_pinned() -> None:
     assert asset_id(**BASE) == "3c539dffe66e7f5fcff694f7f05cb73e"
 
 
+def test_no_style_version_is_no_input() -> None:
+    # Every id made before style_version existed stays the same.
+    assert asset_id(**BASE, style_version=None) == "3c539dffe66e7f5fcff694f7f05cb73e"
+    styled = asset_id(**BASE, style_version="2026-spring")
+    assert styled == asset_id(**BASE, style_version="2026-spring")
+    assert styled not in {asset_id(**BASE), asset_id(**BASE, style_version="2026-fall")}
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

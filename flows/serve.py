@@ -1,0 +1,43 @@
+"""`assetgen serve`: the deployments of deployments/prefect.yaml, served in this process."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import Flow
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+
+PREFECT_YAML = Path(__file__).resolve().parent.parent / "deployments" / "prefect.yaml"
+
+
+def load_flow(entrypoint: str) -> Flow:
+    """`flows/generate.py:generate_assets` -> the flow object."""
+    path, name = entrypoint.split(":")
+    return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+
+
+def served_deployments(
+    prefect_file: Path = PREFECT_YAML, only: list[str] | None = None
+) -> list[RunnerDeployment]:
+    """The file's deployments with their parameters and schedules, for `prefect.serve`."""
+    spec: list[dict[str, Any]] = yaml.safe_load(prefect_file.read_text())["deployments"]
+    unknown = set(only or []) - {d["name"] for d in spec}
+    if unknown:
+        raise ValueError(f"no deployment {', '.join(sorted(unknown))} in {prefect_file}")
+    return [
+        load_flow(d["entrypoint"]).to_deployment(
+            name=d["name"],
+            description=d.get("description"),
+            parameters=d.get("parameters", {}),
+            schedules=[
+                Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
+                for s in d.get("schedules", [])
+            ],
+        )
+        for d in spec
+        if not only or d["name"] in only
+    ]
