@@ -165,7 +165,7 @@ def run_summary(
 ) -> dict[str, Any]:
     """The run's outcome as one JSON-able dict (the `--json` output)."""
     return {
-        **_plan_part(run_id, manifest, cfg, planned, todo),
+        **plan_part(run_id, manifest, cfg, planned, todo),
         **outcome_counts(report.outcomes),
         "stop_reason": report.stop_reason,
         "interrupted": report.interrupted,
@@ -194,7 +194,7 @@ def batch_run_summary(
 ) -> dict[str, Any]:
     """A batch-mode run: what was submitted, where it is recorded, what it may cost."""
     return {
-        **_plan_part(run_id, manifest, cfg, planned, todo),
+        **plan_part(run_id, manifest, cfg, planned, todo),
         **outcome_counts(report.outcomes),
         "stop_reason": report.stop_reason,
         "interrupted": False,
@@ -229,9 +229,10 @@ def outcome_counts(outcomes: list[JobOutcome]) -> dict[str, Any]:
     }
 
 
-def _plan_part(
+def plan_part(
     run_id: str, manifest: str, cfg: JobConfig, planned: Planned, todo: ToDo
 ) -> dict[str, Any]:
+    """The summary's facts about the plan: rows, jobs, what was skipped."""
     plan = planned.summary
     return {
         "run_id": run_id,

@@ -32,6 +32,7 @@ from flows.generate import (
     new_run_id,
     outcome_counts,
     plan_jobs,
+    plan_part,
     publish_artifacts,
     skip_existing,
 )
@@ -180,24 +181,14 @@ def generate_sharded(
     states = run_shards(deployment, parameters, run_id)
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary = merge_shards(store, run_id, states)
-    plan = planned.summary
+    plan = plan_part(run_id, manifest, cfg, planned, todo)
     summary |= {
-        "run_id": run_id,
-        "mode": cfg.mode,
-        "manifest": manifest,
-        "store": cfg.store,
-        "provider": cfg.provider,
-        "rows": plan.rows,
-        "valid": plan.valid_rows,
-        "rejected": plan.rejected_rows,
-        "jobs": plan.jobs,
-        "duplicates": todo.duplicates,
-        "skipped_existing": summary["skipped_existing"] + len(todo.skipped),
-        "pending_in_batch": summary["pending_in_batch"] + todo.pending_in_batch,
+        **plan,
+        "skipped_existing": summary["skipped_existing"] + plan["skipped_existing"],
+        "pending_in_batch": summary["pending_in_batch"] + plan["pending_in_batch"],
         "budget_usd": cfg.budget.cap_usd,
         "ipm": cfg.limits.ipm,
-        "estimate_usd": round(plan.cost.expected, 6),
-        "rejects_file": planned.rejects_url,
+        "estimate_usd": round(planned.summary.cost.expected, 6),
         "completed_existing": completed,
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
