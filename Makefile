@@ -34,17 +34,23 @@ fmt: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: dispatch rate vs the limit (test server), renditions vs a naive loop, plan at 100k rows
+## bench: every benchmark in full (each under 10 minutes on 2 cores); numbers in bench/RESULTS.md
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/dispatch_rate.py
+	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/renditions.py
 	$(BIN)/python bench/plan_scale.py --rows 100000
+	$(BIN)/python bench/catalog_scale.py
+	$(BIN)/python bench/cost_accuracy.py
 
-## bench-quick: the same, small (about a minute)
+## bench-quick: the same, small (each under a minute)
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/dispatch_rate.py --quick
+	$(BIN)/python bench/overhead.py --quick
 	$(BIN)/python bench/renditions.py --quick
 	$(BIN)/python bench/plan_scale.py --rows 20000
+	$(BIN)/python bench/catalog_scale.py --quick
+	$(BIN)/python bench/cost_accuracy.py --quick
 
 clean:
 	rm -rf $(VENV) assets .pytest_cache .ruff_cache

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 from rich.console import Console
@@ -167,14 +166,14 @@ def list_(
     versions: VersionsOpt = False,
 ) -> None:
     """The latest row of each current asset, filtered (--versions: superseded ones too)."""
-    catalog = cat.read_catalog(open_store(store, config))
     filters = (parse_where(where), status, parse_since(since))
-    table = cat.select(catalog, *filters, current_only=not versions)
+    # A table shows a few columns: read only those (and what the query needs).
+    shown = {*TABLE_COLUMNS, *cat.where_columns(filters[0])} if fmt == "table" else None
+    catalog = cat.read_catalog(open_store(store, config), columns=shown)
+    matching = cat.select(catalog, *filters)
+    table = matching if versions else cat.select(matching, current_only=True)
     columns = (*TABLE_COLUMNS, cat.SUPERSEDED_BY) if versions else TABLE_COLUMNS
-    hidden = 0
-    if fmt == "table" and not versions:  # say so when versions are left out
-        older = catalog.filter(pc.is_valid(catalog[cat.SUPERSEDED_BY]))
-        hidden = cat.select(older, *filters).num_rows if older.num_rows else 0
+    hidden = matching.num_rows - table.num_rows if fmt == "table" else 0  # versions left out
     write_rows(table.slice(0, limit) if limit else table, fmt, output, columns, hidden)
 
 

@@ -11,12 +11,14 @@ stored).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +33,9 @@ CATALOG = "_catalog"
 FLUSH_ROWS = 500
 FLUSH_SECONDS = 10.0
 READ_RETRIES = 20
+READ_THREADS = 8  # parts read at once: S3 latency, and decoding on every core
+WHOLE_READ_BYTES = 8 << 20  # a part up to this size is read whole, a bigger one by column
+TAKE_ROWS = 65_536  # compact reorders and writes this many rows at a time
 
 RENDITION = pa.struct(
     [
@@ -75,6 +80,8 @@ SCHEMA = pa.schema(
     ]
 )
 PARTITION_COLUMNS = {"partition"}
+# What latest_rows and superseded read.
+SLOT_COLUMNS = ("asset_id", "recorded_at", "created_at", "partition", "row_id", "variant", "status")
 # Derived on read (see superseded): the newer asset of the same slot, or null.
 SUPERSEDED_BY = "superseded_by"
 READ_SCHEMA = SCHEMA.append(pa.field(SUPERSEDED_BY, pa.string()))
@@ -194,9 +201,21 @@ class CatalogWriter:
 
 
 def write_part(store: AssetStore, relative: str, rows: list[dict[str, Any]]) -> str:
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    return write_table(store, relative, pa.Table.from_pylist(rows, schema=SCHEMA))
+
+
+def write_table(
+    store: AssetStore, relative: str, table: pa.Table, rows: pa.Array | None = None
+) -> str:
+    """Publish `table` (only its `rows`, in that order, if given) as one Parquet object."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
+    with pq.ParquetWriter(buf, table.schema, compression="zstd") as writer:
+        if rows is None:
+            writer.write_table(table)
+        else:
+            # A slice at a time: the reordered copy is never whole in memory.
+            for start in range(0, len(rows), TAKE_ROWS):
+                writer.write_table(table.take(rows.slice(start, TAKE_ROWS)))
     return store.write_bytes(relative, buf.getvalue())
 
 
@@ -207,39 +226,78 @@ def part_paths(store: AssetStore) -> list[str]:
     return sorted(p for p in store.fs.find(root) if p.endswith(".parquet"))
 
 
-def read_catalog(store: AssetStore, *, latest: bool = True) -> pa.Table:
-    """The newest row of each asset_id, with `superseded_by`; every stored row without `latest`."""
-    for attempt in range(READ_RETRIES):
-        try:
-            tables = [_read_part(store, p) for p in part_paths(store)]
-            break
-        except FileNotFoundError:
-            # A compaction removed a part between listing and reading; its
-            # rows are in the compacted file by then: list again.
-            if attempt == READ_RETRIES - 1:
-                raise
-            time.sleep(0.01 * attempt)
-    if not tables:
-        return (READ_SCHEMA if latest else SCHEMA).empty_table()
-    table = pa.concat_tables(tables)
+def read_catalog(
+    store: AssetStore, *, latest: bool = True, columns: Iterable[str] | None = None
+) -> pa.Table:
+    """The newest row of each asset_id, with `superseded_by`; every stored row without `latest`.
+
+    `columns`: only these (and what `latest` needs), for a query that shows a few.
+    """
+    schema = SCHEMA
+    if columns is not None:
+        wanted = {*columns, *(SLOT_COLUMNS if latest else ())}
+        schema = pa.schema([field for field in SCHEMA if field.name in wanted])
+    table = _read_parts(store, schema)
     return superseded(latest_rows(table)) if latest else table
 
 
-def _read_part(store: AssetStore, path: str) -> pa.Table:
+def _read_parts(store: AssetStore, schema: pa.Schema) -> pa.Table:
+    read = functools.partial(_read_part, store, schema=schema)
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+
+        def read_all() -> pa.Table:
+            return pa.concat_tables([schema.empty_table(), *pool.map(read, part_paths(store))])
+
+        for attempt in range(1, READ_RETRIES):
+            try:
+                return read_all()
+            except FileNotFoundError:
+                # A compaction removed a part between listing and reading; its
+                # rows are in the compacted file by then: list again.
+                time.sleep(0.01 * attempt)
+        return read_all()
+
+
+def _read_part(store: AssetStore, path: str, schema: pa.Schema) -> pa.Table:
     with store.fs.open(path, "rb") as f:
-        return pq.read_table(f, schema=SCHEMA)
+        # A small part in one read (one request on S3, faster than many small
+        # reads), decoded on this thread: parts are read in parallel. A big
+        # (compacted) one only the columns asked for, decoded on every core.
+        small = f.size <= WHOLE_READ_BYTES
+        source = pa.BufferReader(f.read()) if small else f
+        part = pq.ParquetFile(source)
+        if part.schema_arrow.equals(SCHEMA):  # as write_table wrote it: the fast reader
+            return part.read(schema.names, use_threads=not small)
+        return pq.read_table(source, schema=SCHEMA, columns=schema.names)
 
 
 def latest_rows(table: pa.Table) -> pa.Table:
-    """The newest row per asset_id (by recorded_at); a row doubled by compaction counts once."""
-    if table.num_rows == 0:
+    """The newest row per asset_id (by recorded_at); a row doubled by compaction counts once.
+
+    In asset_id order; rows tied on recorded_at keep the table's order (the sort is stable).
+    """
+    rows = _latest(table)
+    if rows is None:
         return table
-    indexed = table.append_column("_i", pa.array(range(table.num_rows), pa.int64()))
-    order = indexed.sort_by([("asset_id", "ascending"), ("recorded_at", "descending")])
-    ids = order["asset_id"]
-    first = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))
-    keep = pa.concat_arrays([pa.array([True]), first.combine_chunks()])
-    return order.filter(keep).drop_columns(["_i"])
+    # Column by column, each in one chunk first: a take over many chunks is
+    # slower, and one column at a time keeps the copy small.
+    return pa.table([_one_chunk(c).take(rows) for c in table.columns], schema=table.schema)
+
+
+def _latest(table: pa.Table) -> pa.Array | None:
+    """The indices of latest_rows, or None if that is the whole table as it is."""
+    n = table.num_rows
+    if n < 2:
+        return None
+    ids = _one_chunk(table["asset_id"])
+    if ids.null_count == 0 and pc.all(pc.greater(ids.slice(1), ids.slice(0, n - 1))).as_py():
+        return None  # one row per asset_id, in order: as compact writes it
+    # Sort the two key columns only: the other columns are taken once, after.
+    keys = pa.table({"asset_id": ids, "recorded_at": table["recorded_at"]})
+    order = pc.sort_indices(keys, [("asset_id", "ascending"), ("recorded_at", "descending")])
+    ids = ids.take(order)
+    first = pc.not_equal(ids.slice(1), ids.slice(0, n - 1))
+    return order.filter(pa.concat_arrays([pa.array([True]), first]))  # drops a null asset_id
 
 
 def superseded(table: pa.Table) -> pa.Table:
@@ -251,20 +309,32 @@ def superseded(table: pa.Table) -> pa.Table:
     throughout: the slot becomes one integer, so the one sort is numeric.
     """
     n = table.num_rows
+    none = pa.nulls(n, pa.string())
     if n == 0:
-        return table.append_column(SUPERSEDED_BY, pa.nulls(0, pa.string()))
-    row_ids = pc.dictionary_encode(_one_chunk(table["row_id"]))
-    if len(row_ids.dictionary) == n:  # every row_id once: no slot holds two assets
-        return table.append_column(SUPERSEDED_BY, pa.nulls(n, pa.string()))
+        return table.append_column(SUPERSEDED_BY, none)
     other = pc.invert(pc.fill_null(pc.equal(table["status"], GENERATED), False))
-    slot = _combine(
+    # A row alone in its (row_id, variant, generated or not) is alone in its
+    # slot: compare the partitions (the costly part) of the other rows only.
+    near = _combine(
         [
-            *_partition_codes(table["partition"]),
-            _codes(row_ids),
+            _codes(table["row_id"]),
             _codes(table["variant"]),
             pc.cast(other, pa.int64()),  # a slot's generated rows, apart from the rest
         ]
     )
+    counts = pc.value_counts(near)
+    shared = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    rows = pc.indices_nonzero(pc.is_in(near, shared)).cast(pa.int64())
+    if len(rows) == 0:
+        return table.append_column(SUPERSEDED_BY, none)
+    keys = table.select(["asset_id", "partition", "created_at", "recorded_at"]).take(rows)
+    names = _superseded_by(keys, pc.take(near, rows), pc.take(other, rows))
+    return table.append_column(SUPERSEDED_BY, pc.scatter(names, rows, max_index=n - 1))
+
+
+def _superseded_by(table: pa.Table, near: pa.Array, other: pa.Array) -> pa.Array:
+    """superseded's column for `table`, where `near` codes (row_id, variant, other)."""
+    slot = _combine([*_partition_codes(table["partition"]), _codes(near)])
     keys = pa.table(
         {"slot": slot, "created_at": table["created_at"], "recorded_at": table["recorded_at"]}
     )
@@ -281,12 +351,9 @@ def superseded(table: pa.Table) -> pa.Table:
     group = pc.subtract(pc.cumulative_sum(pc.cast(starts, pa.int64())), 1)
     newest = order.filter(starts).take(group)  # per sorted row: its group's newest
     older = pc.and_(pc.invert(pc.take(other, order)), pc.invert(starts))
-    if not pc.any(older).as_py():
-        return table.append_column(SUPERSEDED_BY, pa.nulls(n, pa.string()))
     newest = pc.if_else(older, newest, pa.scalar(None, pa.int64()))
     # Back to the table's order, then the asset_id of each older row's newest.
-    names = pc.take(table["asset_id"], pc.scatter(newest, order))
-    return table.append_column(SUPERSEDED_BY, names)
+    return pc.take(table["asset_id"], pc.scatter(newest, order))
 
 
 def _combine(codes: list[pa.Array]) -> pa.Array:
@@ -360,70 +427,111 @@ def select(
 
     `current_only` leaves out superseded versions (needs `superseded_by`).
     """
-    rows = table
-    if current_only:
-        rows = _current(rows)
+    masks = []
+    if current_only and SUPERSEDED_BY in table.column_names:
+        masks.append(pc.is_null(table[SUPERSEDED_BY]))
     if status:
-        rows = rows.filter(pc.equal(rows["status"], status))
+        masks.append(pc.equal(table["status"], status))
     if since:
-        rows = rows.filter(
-            pc.greater_equal(rows["created_at"], pa.scalar(since, SCHEMA.field("created_at").type))
-        )
+        at = pa.scalar(since, SCHEMA.field("created_at").type)
+        masks.append(pc.greater_equal(table["created_at"], at))
     for key, value in where:
-        if key in rows.column_names and key not in PARTITION_COLUMNS:
-            column = pc.cast(rows[key], pa.string())
-            rows = rows.filter(pc.equal(column, value))
+        if key in table.column_names and key not in PARTITION_COLUMNS:
+            masks.append(pc.equal(pc.cast(table[key], pa.string()), value))
         else:
-            rows = rows.filter(
-                pa.array([_match(r, key, value) for r in _partitions_and_meta(rows)])
-            )
-    return rows
+            masks.append(_field_equals(table, key, value))
+    # One filter (a null drops the row, as it would in a chain of filters):
+    # each filter copies every column.
+    return table.filter(functools.reduce(pc.and_, masks)) if masks else table
 
 
-def _current(table: pa.Table) -> pa.Table:
-    if SUPERSEDED_BY not in table.column_names:
-        return table
-    names = table[SUPERSEDED_BY]
-    # A filter copies every column: only when some row is superseded.
-    return table.filter(pc.is_null(names)) if names.null_count < len(names) else table
+def where_columns(where: Iterable[tuple[str, str]]) -> set[str]:
+    """The stored columns `select` reads for `where` (for read_catalog's `columns`)."""
+    keys = {key for key, _ in where}
+    fields = keys & (set(SCHEMA.names) - PARTITION_COLUMNS)
+    return fields | ({"partition", "metadata"} if keys - fields else set())
 
 
-def _partitions_and_meta(table: pa.Table) -> Iterator[dict[str, Any]]:
-    for part, meta in zip(
-        table["partition"].to_pylist(), table["metadata"].to_pylist(), strict=True
-    ):
-        yield {**(json.loads(meta) if meta else {}), **dict(part or [])}
+def _field_equals(table: pa.Table, key: str, value: str) -> pa.Array:
+    """Per row: does `{**json.loads(metadata), **dict(partition)}` have key, with str(it) == value.
+
+    The partition column-wise; json.loads only where the metadata text could hold the
+    pair (_metadata_pattern), to check exactly.
+    """
+    n = table.num_rows
+    part = table["partition"]
+    in_part = pc.is_valid(pc.map_lookup(part, key, "all"))
+    # dict() keeps a key's last value; a null value is str(None).
+    part_equal = pc.fill_null(pc.equal(pc.map_lookup(part, key, "last"), value), value == "None")
+    part_match = pc.and_(in_part, part_equal)
+    outside = pc.invert(in_part)
+    if not pc.any(outside).as_py():  # a partition key of every row
+        return part_match
+    meta = table["metadata"]  # chunked as read: combining would copy it all
+    maybe = pc.match_substring_regex(meta, _metadata_pattern(key, value))
+    candidates = pc.indices_nonzero(pc.and_(outside, pc.fill_null(maybe, False)))
+    hits = [
+        i
+        for i, text in zip(candidates.to_pylist(), meta.take(candidates).to_pylist(), strict=True)
+        if key in (fields := json.loads(text)) and str(fields[key]) == value
+    ]
+    found = pa.array([True] * len(hits), pa.bool_())
+    meta_equal = pc.scatter(found, pa.array(hits, pa.int64()), max_index=n - 1)
+    return pc.or_(part_match, pc.fill_null(meta_equal, False))
 
 
-def _match(fields: dict[str, Any], key: str, value: str) -> bool:
-    return key in fields and str(fields[key]) == value
+# str() of the JSON literals that are no number nor string (json.dumps writes these).
+JSON_WORDS = {"True": "true", "False": "false", "None": "null"}
+JSON_WORDS |= {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _metadata_pattern(key: str, value: str) -> str:
+    """A regex that metadata JSON matches if `key` may have `value` in it (then checked).
+
+    The catalog's metadata is json.dumps output (row_from_sidecar, row_from_outcome):
+    a key is written "key", non-ASCII \\u-escaped or not; a value v with str(v) == value
+    as "value" if a string, as value itself if a number, or one of JSON_WORDS. A list or
+    dict ("[...", "{...") has many spellings: then any value of the key.
+    """
+    keys = "|".join(map(_literal, {json.dumps(key), json.dumps(key, ensure_ascii=False)}))
+    if value.startswith(("[", "{")):
+        return f"(?:{keys})\\s*:"
+    values = {json.dumps(value), json.dumps(value, ensure_ascii=False), value}
+    values |= {JSON_WORDS[value]} if value in JSON_WORDS else set()
+    return f"(?:{keys})\\s*:\\s*(?:{'|'.join(map(_literal, values))})"
+
+
+def _literal(text: str) -> str:
+    """`text` as an RE2 regex that matches it literally."""
+    return "".join(c if c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
 
 
 def rebuild(store: AssetStore) -> int:
     """Make the catalog again from the sidecars alone; returns the number of assets."""
     before = part_paths(store)
     rows = [row_from_sidecar(store, s) for s in iter_sidecars(store)]
-    _replace_parts(store, rows, "rebuild", before)
+    _replace_parts(store, pa.Table.from_pylist(rows, schema=SCHEMA), "rebuild", before)
     return len(rows)
 
 
 def compact(store: AssetStore) -> tuple[int, int]:
     """Merge every part into one; returns (parts before, assets)."""
     before = part_paths(store)
-    table = read_catalog(store).drop_columns([SUPERSEDED_BY])  # derived on read
-    _replace_parts(store, table.to_pylist(), "compact", before)
-    return len(before), table.num_rows
+    table = _read_parts(store, SCHEMA)  # superseded_by is derived on read: not stored
+    rows = _latest(table)
+    _replace_parts(store, table, "compact", before, rows)
+    return len(before), table.num_rows if rows is None else len(rows)
 
 
 def _replace_parts(
-    store: AssetStore, rows: list[dict[str, Any]], kind: str, old: list[str]
+    store: AssetStore, table: pa.Table, kind: str, old: list[str], rows: pa.Array | None = None
 ) -> None:
     # The new file is published before the old ones go: a reader in between
     # sees rows twice, which latest_rows() folds into one, never a gap.
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = f"{CATALOG}/{kind}-{stamp}-{secrets.token_hex(3)}.parquet"
-    if rows:
-        write_part(store, name, rows)
+    if table.num_rows:
+        write_table(store, name, table, rows)
     new = store.path(name)
     for path in old:
         if path != new:

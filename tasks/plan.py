@@ -122,12 +122,18 @@ class Planner:
     _costs: dict[tuple[Any, ...], Cost] = field(default_factory=dict)
 
     def _cost(
-        self, model: str, size: str, quality: str, chars: int, inputs: list[tuple[int, int]]
+        self,
+        model: str,
+        size: str,
+        quality: str,
+        chars: int,
+        inputs: list[tuple[int, int]],
+        mask: tuple[int, int] | None,
     ) -> Cost:
-        key = (model, size, quality, chars, *inputs)
+        key = (model, size, quality, chars, mask, *inputs)
         if (cost := self._costs.get(key)) is None:
             cost = self._costs[key] = estimate_job_cost(
-                self.prices, model, size, quality, chars, inputs
+                self.prices, model, size, quality, chars, inputs, mask
             )
         return cost
 
@@ -200,7 +206,8 @@ class Planner:
             row.size,
             row.quality,
             len(row.prompt),
-            [(r.width, r.height) for r in [*refs, *([mask] if mask else [])]],
+            [(r.width, r.height) for r in refs],
+            (mask.width, mask.height) if mask else None,
         )
         for variant in range(row.n):
             yield Job(

@@ -195,8 +195,13 @@ def estimate_job_cost(
     quality: str,
     prompt_chars: int,
     input_images: Sequence[tuple[int, int]] = (),
+    mask: tuple[int, int] | None = None,
 ) -> Cost:
-    """Low / expected / worst-case USD for one image request."""
+    """Low / expected / worst-case USD for one image request.
+
+    Whether a mask is billed as an input image is not published: only the
+    worst case counts it.
+    """
     pricing = prices.pricing(model)
     rules = prices.estimate
     per = pricing.per_million_tokens
@@ -209,10 +214,11 @@ def estimate_job_cost(
     )
     image_in = sum(pricing.image_input.tokens(w, h) for w, h in input_images)
     margin = rules.image_input_margin
+    mask_in = pricing.image_input.tokens(*mask) if mask else 0
     img = Tokens(
         low=image_in * margin.get("low", 1.0),
         expected=image_in,
-        worst=image_in * margin.get("worst", 1.0),
+        worst=(image_in + mask_in) * margin.get("worst", 1.0),
     )
 
     def usd(t: float, i: float, o: float) -> float:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -227,3 +230,79 @@ def test_a_checkpoint_cut_short_leaves_the_catalog_as_it_was(
     # What SIGKILL leaves (no cleanup runs): a half-written temporary file.
     (Path(store.path("_catalog")) / ".tmp-abc.part").write_bytes(b"PAR1 half a part")
     assert cat.read_catalog(store)["asset_id"].to_pylist() == ["a1"]
+
+
+def test_select_on_partition_and_metadata_keys_is_exact(store: AssetStore) -> None:
+    meta = {
+        "a1": {"color": "red", "gtin": "400638"},
+        "a2": {"color": "reddish", "gtin": "4006381", "note": '"color": "red"'},
+        "a3": {"color": 'say "red"', "size_cm": 1.5, "in_stock": True, "tag": None},
+        "a4": {"color": "rød", "nested": {"color": "red"}, "dims": [1, 2]},
+        "a5": {"campaign": "spring"},  # no partition key: the metadata's counts
+        "a6": {"campaign": "fall"},  # the partition's wins over the metadata's
+    }
+    partition = {"a5": {}, "a6": {"campaign": "spring"}}
+    cat.write_part(
+        store,
+        "_catalog/p.parquet",
+        [
+            row(store, a, metadata=json.dumps(m), partition=partition.get(a, {"campaign": "x"}))
+            for a, m in meta.items()
+        ],
+    )
+    table = cat.read_catalog(store)
+
+    def ids(key: str, value: str, **kw: Any) -> set[str]:
+        return set(cat.select(table, [(key, value)], **kw)["asset_id"].to_pylist())
+
+    assert ids("color", "red") == {"a1"}  # not a substring, nor a nested or quoted "color"
+    assert ids("gtin", "400638") == {"a1"}
+    assert ids("color", 'say "red"') == {"a3"}
+    assert ids("color", "rød") == {"a4"}  # json.dumps writes it \u00f8
+    # str() of what json.loads gives, as before: numbers, booleans, null, lists.
+    assert ids("size_cm", "1.5") == ids("in_stock", "True") == ids("tag", "None") == {"a3"}
+    assert ids("dims", "[1, 2]") == {"a4"}
+    assert ids("campaign", "spring") == {"a5", "a6"}
+    assert ids("campaign", "fall") == set()
+    assert ids("campaign", "x", status="failed") == set()  # no row left before the key
+
+
+def test_compact_keeps_the_latest_rows_and_a_later_part_still_wins(store: AssetStore) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    for p in range(3):
+        rows = [row(store, f"a{i}", cost_usd=p, recorded_at=t0 + timedelta(p)) for i in range(4)]
+        cat.write_part(store, f"_catalog/part-{p}.parquet", rows)
+    full = cat.read_catalog(store)
+    assert cat.compact(store) == (3, 4)
+    assert cat.read_catalog(store).equals(full)
+    assert cat.compact(store) == (1, 4)  # already one row per asset: written as it is
+    assert cat.read_catalog(store).equals(full)
+    older = row(store, "a2", cost_usd=9, recorded_at=t0)  # than the compacted row: loses
+    newer = row(store, "a1", cost_usd=7, recorded_at=t0 + timedelta(9))
+    cat.write_part(store, "_catalog/part-9.parquet", [older, newer])
+    table = cat.read_catalog(store)
+    costs = dict(zip(table["asset_id"].to_pylist(), table["cost_usd"].to_pylist(), strict=True))
+    assert costs == {"a0": 2, "a1": 7, "a2": 2, "a3": 2}
+
+
+def test_read_catalog_columns_reads_those_and_what_latest_needs(store: AssetStore) -> None:
+    cat.write_part(store, "_catalog/p.parquet", [row(store, "a1"), row(store, "a2")])
+    full = cat.read_catalog(store)
+    some = cat.read_catalog(store, columns={"size"})
+    assert set(some.column_names) == {"size", *cat.SLOT_COLUMNS, cat.SUPERSEDED_BY}
+    assert some.equals(full.select(some.column_names))
+    assert cat.where_columns([("campaign", "x"), ("prompt", "y")]) == {
+        "partition",
+        "metadata",
+        "prompt",
+    }
+
+
+def test_a_part_without_some_columns_reads_them_as_null(store: AssetStore) -> None:
+    old = pa.table({"asset_id": ["a1"], "status": ["generated"], "metadata": ['{"k": "v"}']})
+    buf = io.BytesIO()
+    pq.write_table(old, buf)
+    store.write_bytes("_catalog/old.parquet", buf.getvalue())
+    table = cat.read_catalog(store, latest=False)
+    assert table.schema == cat.SCHEMA
+    assert table.to_pylist()[0]["row_id"] is None

@@ -90,3 +90,13 @@ def test_image_input_tiles(w: int, h: int, tiles: int) -> None:
 def test_price_table_is_dated(prices) -> None:
     assert prices.read_on.year >= 2026
     assert prices.models["gpt-image-2"].per_million_tokens.image_output == 30.0
+
+
+def test_a_mask_counts_in_the_worst_case_only(prices: PriceTable) -> None:
+    refs = [(1024, 1024)]
+    plain = estimate_job_cost(prices, "gpt-image-2", "1024x1024", "medium", 100, refs)
+    masked = estimate_job_cost(
+        prices, "gpt-image-2", "1024x1024", "medium", 100, refs, (1024, 1024)
+    )
+    assert (masked.low, masked.expected) == (plain.low, plain.expected)
+    assert masked.worst > plain.worst
