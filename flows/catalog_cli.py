@@ -94,13 +94,8 @@ def _selected(
     since: str | None,
     versions: bool = False,
 ) -> pa.Table:
-    return cat.select(
-        cat.read_catalog(store),
-        parse_where(where),
-        status,
-        parse_since(since),
-        current_only=not versions,
-    )
+    matching = cat.query(store, parse_where(where), status, parse_since(since))
+    return cat.select(matching, current_only=not versions)
 
 
 def _safe_cell(value: Any) -> Any:
@@ -167,10 +162,8 @@ def list_(
 ) -> None:
     """The latest row of each current asset, filtered (--versions: superseded ones too)."""
     filters = (parse_where(where), status, parse_since(since))
-    # A table shows a few columns: read only those (and what the query needs).
-    shown = {*TABLE_COLUMNS, *cat.where_columns(filters[0])} if fmt == "table" else None
-    catalog = cat.read_catalog(open_store(store, config), columns=shown)
-    matching = cat.select(catalog, *filters)
+    shown = TABLE_COLUMNS if fmt == "table" else None  # a table shows only those
+    matching = cat.query(open_store(store, config), *filters, columns=shown)
     table = matching if versions else cat.select(matching, current_only=True)
     columns = (*TABLE_COLUMNS, cat.SUPERSEDED_BY) if versions else TABLE_COLUMNS
     hidden = matching.num_rows - table.num_rows if fmt == "table" else 0  # versions left out
@@ -184,7 +177,7 @@ def show(
     config: ConfigOpt = None,
 ) -> None:
     """Every column of one asset, as JSON (superseded_by names the asset that replaced it)."""
-    table = cat.select(cat.read_catalog(open_store(store, config)), [("asset_id", asset_id)])
+    table = cat.query(open_store(store, config), [("asset_id", asset_id)])
     if table.num_rows == 0:
         fail(f"no asset {asset_id!r} in the catalog")
     row = table.to_pylist()[0]

@@ -226,19 +226,59 @@ def part_paths(store: AssetStore) -> list[str]:
     return sorted(p for p in store.fs.find(root) if p.endswith(".parquet"))
 
 
-def read_catalog(
-    store: AssetStore, *, latest: bool = True, columns: Iterable[str] | None = None
-) -> pa.Table:
-    """The newest row of each asset_id, with `superseded_by`; every stored row without `latest`.
-
-    `columns`: only these (and what `latest` needs), for a query that shows a few.
-    """
-    schema = SCHEMA
-    if columns is not None:
-        wanted = {*columns, *(SLOT_COLUMNS if latest else ())}
-        schema = pa.schema([field for field in SCHEMA if field.name in wanted])
-    table = _read_parts(store, schema)
+def read_catalog(store: AssetStore, *, latest: bool = True) -> pa.Table:
+    """The newest row of each asset_id, with `superseded_by`; every stored row without `latest`."""
+    table = _read_parts(store, SCHEMA)
     return superseded(latest_rows(table)) if latest else table
+
+
+def query(
+    store: AssetStore,
+    where: Iterable[tuple[str, str]] = (),
+    status: str | None = None,
+    since: datetime | None = None,
+    *,
+    columns: Iterable[str] | None = None,
+) -> pa.Table:
+    """`select(read_catalog(store), where, status, since)`, only `columns` if given.
+
+    The same rows, in less time and memory: it reads only the columns shown and
+    those the query needs; filters the stored rows before latest_rows picks the
+    newest of each asset (a filter looks at one row at a time), so a column that
+    only a filter needs (metadata) is never copied; and copies whole only the
+    rows that pass.
+    """
+    where = list(where)
+    stored = [(k, v) for k, v in where if k != SUPERSEDED_BY]
+    derived = [(k, v) for k, v in where if k == SUPERSEDED_BY]
+    shown = [n for n in SCHEMA.names if columns is None or n in {*columns, *SLOT_COLUMNS}]
+    needed = {*shown, *where_columns(stored)}
+    raw = _read_parts(store, pa.schema([field for field in SCHEMA if field.name in needed]))
+    keep = _mask(raw, stored, status, since)
+    if keep is not None and not derived:
+        # Only the assets that share a row_id with a row that passes can be
+        # shown or supersede one that is: if that leaves out most rows, only
+        # theirs are sorted (latest_rows) and compared (superseded).
+        row_ids = pc.unique(raw["row_id"].filter(keep))
+        assets = pc.unique(raw["asset_id"].filter(pc.is_in(raw["row_id"], row_ids)))
+        near = pc.is_in(raw["asset_id"], assets)
+        if pc.sum(near, min_count=0).as_py() < raw.num_rows // 2:
+            raw, keep = raw.filter(near), keep.filter(near)
+    rows = _latest(raw)
+    slots = superseded(_take(raw.select(list(SLOT_COLUMNS)), rows))
+    if keep is not None and rows is not None:
+        keep = keep.take(rows)
+    derived_keep = _mask(slots, derived)
+    if derived_keep is not None:
+        keep = derived_keep if keep is None else pc.and_(keep, derived_keep)
+    table = raw.select(shown)
+    if keep is not None:  # a null drops the row, as filter does
+        slots = slots.filter(keep)
+        if rows is None:  # in stored order: a filter copies only the rows it keeps
+            table = table.filter(keep)
+        else:
+            rows = rows.filter(keep)
+    return _take(table, rows).append_column(SUPERSEDED_BY, slots[SUPERSEDED_BY])
 
 
 def _read_parts(store: AssetStore, schema: pa.Schema) -> pa.Table:
@@ -276,7 +316,10 @@ def latest_rows(table: pa.Table) -> pa.Table:
 
     In asset_id order; rows tied on recorded_at keep the table's order (the sort is stable).
     """
-    rows = _latest(table)
+    return _take(table, _latest(table))
+
+
+def _take(table: pa.Table, rows: pa.Array | None) -> pa.Table:
     if rows is None:
         return table
     # Column by column, each in one chunk first: a take over many chunks is
@@ -427,6 +470,20 @@ def select(
 
     `current_only` leaves out superseded versions (needs `superseded_by`).
     """
+    mask = _mask(table, where, status, since, current_only)
+    # One filter (a null drops the row, as it would in a chain of filters):
+    # each filter copies every column.
+    return table if mask is None else table.filter(mask)
+
+
+def _mask(
+    table: pa.Table,
+    where: Iterable[tuple[str, str]] = (),
+    status: str | None = None,
+    since: datetime | None = None,
+    current_only: bool = False,
+) -> pa.Array | pa.ChunkedArray | None:
+    """select's rows as a mask (null: left out), or None for every row."""
     masks = []
     if current_only and SUPERSEDED_BY in table.column_names:
         masks.append(pc.is_null(table[SUPERSEDED_BY]))
@@ -440,13 +497,11 @@ def select(
             masks.append(pc.equal(pc.cast(table[key], pa.string()), value))
         else:
             masks.append(_field_equals(table, key, value))
-    # One filter (a null drops the row, as it would in a chain of filters):
-    # each filter copies every column.
-    return table.filter(functools.reduce(pc.and_, masks)) if masks else table
+    return functools.reduce(pc.and_, masks) if masks else None
 
 
 def where_columns(where: Iterable[tuple[str, str]]) -> set[str]:
-    """The stored columns `select` reads for `where` (for read_catalog's `columns`)."""
+    """The stored columns `select` reads for `where`."""
     keys = {key for key, _ in where}
     fields = keys & (set(SCHEMA.names) - PARTITION_COLUMNS)
     return fields | ({"partition", "metadata"} if keys - fields else set())

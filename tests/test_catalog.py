@@ -285,17 +285,46 @@ def test_compact_keeps_the_latest_rows_and_a_later_part_still_wins(store: AssetS
     assert costs == {"a0": 2, "a1": 7, "a2": 2, "a3": 2}
 
 
-def test_read_catalog_columns_reads_those_and_what_latest_needs(store: AssetStore) -> None:
-    cat.write_part(store, "_catalog/p.parquet", [row(store, "a1"), row(store, "a2")])
+def test_query_is_select_on_read_catalog(store: AssetStore, tmp_path: Path) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    old = {"created_at": t0, "recorded_at": t0}
+    new = {"created_at": t0 + timedelta(hours=1), "recorded_at": t0 + timedelta(hours=1)}
+    cat.write_part(
+        store,
+        "_catalog/a.parquet",
+        [
+            row(store, "a1", status="failed", metadata='{"color": "blue"}', **old),
+            row(store, "a2", row_id="chair", **old),
+            row(store, "a3", row_id="chair", **new),  # supersedes a2
+        ],
+    )
+    fall = {"campaign": "fall"}
+    others = [row(store, f"b{i}") for i in range(6)]  # a query can leave out most rows
+    cat.write_part(
+        store,
+        "_catalog/b.parquet",
+        [row(store, "a1", **new), row(store, "a4", partition=fall), *others],
+    )
     full = cat.read_catalog(store)
-    some = cat.read_catalog(store, columns={"size"})
-    assert set(some.column_names) == {"size", *cat.SLOT_COLUMNS, cat.SUPERSEDED_BY}
-    assert some.equals(full.select(some.column_names))
-    assert cat.where_columns([("campaign", "x"), ("prompt", "y")]) == {
-        "partition",
-        "metadata",
-        "prompt",
-    }
+    cases: list[dict[str, Any]] = [
+        {},
+        {"status": "failed"},  # a1's older row failed, its newest did not
+        {"where": [("color", "blue")]},
+        {"where": [("campaign", "spring"), ("row_id", "chair")]},
+        {"where": [(cat.SUPERSEDED_BY, "a3")]},
+        {"since": t0 + timedelta(minutes=30), "where": [("campaign", "spring")]},
+    ]
+    for kw in cases:
+        assert cat.query(store, **kw).equals(cat.select(full, **kw)), kw
+    assert cat.query(store, status="failed").num_rows == 0
+    assert cat.query(store, [(cat.SUPERSEDED_BY, "a3")])["asset_id"].to_pylist() == ["a2"]
+
+    shown = cat.query(store, [("campaign", "spring")], columns=["size"])
+    names = [n for n in cat.SCHEMA.names if n in {"size", *cat.SLOT_COLUMNS}]
+    assert shown.column_names == [*names, cat.SUPERSEDED_BY]
+    assert shown.equals(cat.select(full, [("campaign", "spring")]).select(shown.column_names))
+    empty = AssetStore(str(tmp_path / "empty"))
+    assert cat.query(empty, [("campaign", "x")]).equals(cat.read_catalog(empty))
 
 
 def test_a_part_without_some_columns_reads_them_as_null(store: AssetStore) -> None:
