@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo test lint fmt bench bench-quick clean
+.PHONY: demo test lint fmt bench bench-quick screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,5 +52,10 @@ bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/catalog_scale.py --quick
 	$(BIN)/python bench/cost_accuracy.py --quick
 
+## screenshots: the README's images in docs/img/ (offline; the contact sheet needs chromium)
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python docs/screenshots.py
+	$(BIN)/python docs/progress_screenshot.py
+
 clean:
-	rm -rf $(VENV) assets .pytest_cache .ruff_cache
+	rm -rf $(VENV) assets build .pytest_cache .ruff_cache

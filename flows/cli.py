@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -16,6 +18,7 @@ from rich.table import Table
 
 from flows.batch_cli import app as batches_app
 from flows.catalog_cli import app as catalog_app
+from flows.report_cli import report
 from tasks.capabilities import load_model_table
 from tasks.config import ConfigError, JobConfig, load_job_config
 from tasks.manifest import Reject
@@ -38,6 +41,7 @@ app = typer.Typer(
 
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(batches_app, name="batches")
+app.command(name="report")(report)
 
 
 @app.callback()
@@ -245,7 +249,8 @@ def run(
         else:
             from flows.generate import generate_assets
 
-            summary = generate_assets(manifest, config_url, overrides, fmt, None)
+            with _progress_display(as_json):
+                summary = generate_assets(manifest, config_url, overrides, fmt, None)
     except ConfigError as e:
         _bad_input(e, as_json)
     if as_json:
@@ -310,6 +315,22 @@ def _print_collect(r: dict[str, Any]) -> None:
         console.print(f"  [yellow]failed:[/] {escape(failure)}")
     for error in r["errors"]:
         console.print(f"  [red]error:[/] {escape(error)}")
+
+
+@contextlib.contextmanager
+def _progress_display(as_json: bool) -> Iterator[None]:
+    """A live display on a terminal; none for --json or a pipe (the flow logs plain lines)."""
+    if as_json or not sys.stdout.isatty():
+        yield
+        return
+    from flows.run_display import REFRESH_S, LiveProgress
+    from tasks.progress import Watch, displaying
+
+    with (
+        LiveProgress(Console(highlight=False)) as live,
+        displaying(Watch(live, REFRESH_S, live.stop)),
+    ):
+        yield
 
 
 def _check_credentials(cfg: JobConfig) -> None:
@@ -379,8 +400,8 @@ def refresh(
     raise typer.Exit(EXIT_SOME_FAILED if summary["errors"] else EXIT_OK)
 
 
-def _print_run(r: dict[str, Any]) -> None:
-    console = Console(highlight=False, soft_wrap=True)
+def _print_run(r: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(highlight=False, soft_wrap=True)
     console.print(f"[bold]Run {r['run_id']}[/] into {escape(r['store'])} ({r['provider']})")
     console.print(
         f"  rows {r['rows']:,}   valid {r['valid']:,}   rejected {r['rejected']:,}   "
@@ -407,6 +428,8 @@ def _print_run(r: dict[str, Any]) -> None:
         console.print(f"  [yellow]{failure['count']} failed:[/] {escape(failure['reason'])}")
     if r["rejected"]:
         console.print(f"  rejected rows: {escape(r['rejects_file'])}")
+    if r.get("report"):
+        console.print(f"  contact sheet: {escape(r['report'])}")
 
 
 def _bad_input(e: Exception, as_json: bool) -> NoReturn:

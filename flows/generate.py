@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_image_artifact,
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NONE
 
 from tasks.batch import BatchBook
@@ -22,11 +31,20 @@ from tasks.manifest import Reject
 from tasks.plan import Job, Planner, PlanSummary
 from tasks.postprocess import incomplete, refresh_assets
 from tasks.pricing import load_price_table
+from tasks.progress import DISPLAY, Progress, Snapshot, Watch, watched
 from tasks.rejects import rejects_file
+from tasks.report import Report, build_report, report_folder, save_report
 from tasks.rows import RowContext
 from tasks.store import AssetStore, now_utc
 
 RUNS = "_runs"
+ARTIFACT_EVERY_S = 2.0  # progress artifact updates: one API call each
+MAX_PARTITIONS = 50  # rows of the by-partition table (a partition per SKU makes thousands)
+STATUSES = ("generated", "failed", "budget_exhausted", "stopped")
+SUMMED_BY_PARTITION = (*STATUSES, "cost_usd")
+EMPTY: dict[str, Any] = {**dict.fromkeys(STATUSES, 0), "cost_usd": 0.0}
+SAMPLE_IMAGES = 6  # image artifacts per run
+SIGNED_FOR_S = 7 * 24 * 3600  # how long their presigned links work (S3's longest)
 # Jobs pass between tasks by reference in one process: no caching, no result
 # persistence (both would serialise every job).
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
@@ -95,7 +113,35 @@ def generate_images(
     jobs: list[Job], cfg: JobConfig, store: AssetStore, run_id: str, started_at: datetime
 ) -> GenerationReport:
     """Send every job through the provider; each image is stored, rendered and catalogued."""
-    return generate(jobs, cfg, store, run_id, started_at, load_price_table())
+    progress = Progress(len(jobs), cfg.limits.ipm, cfg.budget.cap_usd)
+    with watched(progress, progress_watches(run_id, cfg)):
+        return generate(
+            jobs, cfg, store, run_id, started_at, load_price_table(), on_outcome=progress.record
+        )
+
+
+def progress_watches(run_id: str, cfg: JobConfig) -> list[Watch]:
+    """The Prefect progress artifact, and the terminal display or else plain log lines."""
+    logger = get_run_logger()
+    artifact_id = create_progress_artifact(
+        0.0, key="run-progress", description=f"Run {run_id}: starting"
+    )
+
+    def to_artifact(s: Snapshot) -> None:
+        try:
+            update_progress_artifact(
+                artifact_id, round(100 * s.fraction, 1), f"Run {run_id}: {s.line()}"
+            )
+        except Exception as e:  # the run goes on without its progress artifact
+            logger.warning("progress artifact not updated: %s", e)
+
+    def to_log(s: Snapshot) -> None:
+        logger.info("progress: %s", s.line())
+
+    return [
+        Watch(to_artifact, ARTIFACT_EVERY_S),
+        DISPLAY.get() or Watch(to_log, cfg.progress_log_s),
+    ]
 
 
 @task(name="submit-batches", **TASK_OPTIONS)
@@ -114,6 +160,24 @@ def complete_stored(store: AssetStore, cfg: JobConfig, skipped: dict[str, str], 
     if folders:
         refresh_assets(store, presets, folders, run_id, cfg.render_workers, missing_only=True)
     return len(folders)
+
+
+@task(name="contact-sheet", **TASK_OPTIONS)
+def contact_sheet(
+    store: AssetStore, summary: dict[str, Any], skipped: dict[str, str]
+) -> Report | None:
+    """Write the run's HTML contact sheet and report.json; its URI goes into `summary["report"]`.
+
+    After complete-stored, so the assets it finished have their catalog rows.
+    """
+    try:
+        report = build_report(store, summary, skipped)
+        summary["report"] = save_report(store, report)
+    except Exception as e:  # the images, the catalog and summary.json are what matter
+        get_run_logger().warning("contact sheet not written: %s", e)
+        summary["report"] = None
+        return None
+    return report
 
 
 @flow(name="generate_assets", log_prints=False)
@@ -139,8 +203,11 @@ def generate_assets(
         summary = run_summary(run_id, manifest, cfg, planned, todo, report)
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary["completed_existing"] = completed
+    report = contact_sheet(store, summary, todo.skipped)
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     publish_artifacts(summary)
+    if report is not None:
+        publish_report_artifacts(store, report, summary["report"])
     get_run_logger().info(
         "run %s: %d generated, %d submitted in batches, %d failed, %d left for budget, "
         "$%.4f spent, $%.4f reserved in batches",
@@ -217,7 +284,7 @@ def batch_run_summary(
 
 
 def outcome_counts(outcomes: list[JobOutcome]) -> dict[str, Any]:
-    """Jobs by final status, and the most frequent failure reasons."""
+    """Jobs by final status and by partition, and the most frequent failure reasons."""
     by_status = Counter(o.status for o in outcomes)
     failures = Counter(o.reason for o in outcomes if o.status == "failed")
     return {
@@ -226,7 +293,39 @@ def outcome_counts(outcomes: list[JobOutcome]) -> dict[str, Any]:
         "budget_exhausted": by_status["budget_exhausted"],
         "stopped": by_status["stopped"],
         "top_failures": [{"reason": r, "count": n} for r, n in failures.most_common(10)],
+        "partitions": partition_counts(outcomes),
     }
+
+
+def partition_label(partition: dict[str, str]) -> str:
+    """`category=chairs / sku=123`, for people (store paths percent-encode)."""
+    return " / ".join(f"{k}={v}" for k, v in partition.items()) or "(no partition)"
+
+
+def partition_counts(outcomes: list[JobOutcome]) -> list[dict[str, Any]]:
+    """Jobs by status and spend per partition (see merge_partitions)."""
+    return merge_partitions(
+        {"partition": partition_label(o.job.partition), o.status: 1, "cost_usd": o.cost_usd}
+        for o in outcomes
+    )
+
+
+def merge_partitions(counts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the same partition summed; the biggest MAX_PARTITIONS - 1, then the rest as one."""
+    merged: dict[str, dict[str, Any]] = {}
+    for count in counts:
+        row = merged.setdefault(count["partition"], {"partition": count["partition"], **EMPTY})
+        for key in SUMMED_BY_PARTITION:
+            row[key] += count.get(key, 0)
+    ranked = sorted(merged.values(), key=lambda r: (-sum(r[k] for k in STATUSES), r["partition"]))
+    if len(ranked) > MAX_PARTITIONS:
+        rest = ranked[MAX_PARTITIONS - 1 :]
+        label = f"({len(rest)} other partitions)"
+        ranked = [
+            *ranked[: MAX_PARTITIONS - 1],
+            *merge_partitions({**r, "partition": label} for r in rest),
+        ]
+    return [{**r, "cost_usd": round(r["cost_usd"], 6)} for r in ranked]
 
 
 def plan_part(
@@ -251,6 +350,36 @@ def plan_part(
     }
 
 
+def publish_report_artifacts(store: AssetStore, report: Report, index_uri: str) -> None:
+    """A link to the contact sheet, and a sample of the run's images.
+
+    Image artifacts need a URL the browser showing Prefect's UI can fetch: an
+    S3 store signs one per image; a local store has only file:// paths, which
+    browsers do not load from a web page, so the sample is a list of links.
+    """
+    index = f"{report_folder(report.run_id)}/index.html"
+    where = Path(store.path(index)).resolve().as_uri() if store.is_local else index_uri
+    create_link_artifact(
+        where, link_text=f"Contact sheet of run {report.run_id}", key="run-contact-sheet"
+    )
+    sample = [e for e in report.entries if e.status == "generated" and e.thumbnail_path]
+    sample = sample[:SAMPLE_IMAGES]
+    if store.is_local:
+        lines = [f"# Sample of run {report.run_id}"]
+        lines += [  # nothing from the manifest: the UI renders markdown
+            f"- [{e.asset_id}]({Path(store.path(e.thumbnail_path)).resolve().as_uri()})"
+            for e in sample
+        ]
+        create_markdown_artifact("\n".join(lines), key="run-sample")
+        return
+    for i, entry in enumerate(sample):
+        try:
+            url = store.fs.sign(store.path(entry.thumbnail_path), expiration=SIGNED_FOR_S)
+        except NotImplementedError:  # a filesystem that cannot sign links
+            return
+        create_image_artifact(url, key=f"run-sample-{i + 1}", description=f"asset {entry.asset_id}")
+
+
 def publish_artifacts(s: dict[str, Any]) -> None:
     """The run's outcome table and cost-vs-budget summary as Prefect artifacts."""
     rows = [
@@ -266,6 +395,12 @@ def publish_artifacts(s: dict[str, Any]) -> None:
         )
     ]
     create_table_artifact(rows, key="run-outcome", description=f"Outcome of run {s['run_id']}")
+    if s["partitions"]:
+        create_table_artifact(
+            s["partitions"],
+            key="run-partitions",
+            description=f"Jobs and spend by partition, run {s['run_id']}",
+        )
     budget = "no cap" if s["budget_usd"] is None else f"${s['budget_usd']:.4f}"
     lines = [
         f"# Run {s['run_id']}",
@@ -280,6 +415,8 @@ def publish_artifacts(s: dict[str, Any]) -> None:
             f"${s['batch_reserved_usd']:.4f} reserved at the batch price; `assetgen collect` "
             "stores the results"
         )
+    if s.get("report"):
+        lines.append(f"- contact sheet: {s['report']}")
     if s["stop_reason"]:
         lines.append(f"- **run stopped**: {s['stop_reason']}")
     lines += [f"- {f['count']} x {f['reason']}" for f in s["top_failures"]]

@@ -28,12 +28,15 @@ from flows.generate import (
     RUNS,
     TASK_OPTIONS,
     complete_stored,
+    contact_sheet,
     generate_images,
+    merge_partitions,
     new_run_id,
     outcome_counts,
     plan_jobs,
     plan_part,
     publish_artifacts,
+    publish_report_artifacts,
     skip_existing,
 )
 from tasks.config import ConfigError, JobConfig, load_job_config
@@ -193,8 +196,11 @@ def generate_sharded(
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
     }
+    report = contact_sheet(store, summary, todo.skipped)
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     publish_artifacts(summary)
+    if report is not None:
+        publish_report_artifacts(store, report, summary["report"])
     logger.info(
         "sharded run %s: %d shards, %d generated, %d failed, $%.4f spent",
         run_id,
@@ -222,6 +228,7 @@ def merge_shards(store: AssetStore, run_id: str, states: dict[int, str]) -> dict
         "shards": [],
     }
     failures: Counter[str] = Counter()
+    partitions: list[dict[str, Any]] = []
     for i, state in sorted(states.items()):
         try:
             s = store.read_json(summary_path(run_id, i))
@@ -238,6 +245,7 @@ def merge_shards(store: AssetStore, run_id: str, states: dict[int, str]) -> dict
         merged["interrupted"] = merged["interrupted"] or s["interrupted"]
         merged["rendition_errors"] += s["rendition_errors"]
         failures.update({f["reason"]: f["count"] for f in s["top_failures"]})
+        partitions += s["partitions"]
         merged["shards"].append(
             {
                 "shard": i,
@@ -255,6 +263,7 @@ def merge_shards(store: AssetStore, run_id: str, states: dict[int, str]) -> dict
     merged["cost_usd"] = round(merged["cost_usd"], 6)
     merged["top_failures"] = [{"reason": r, "count": n} for r, n in failures.most_common(10)]
     merged["rendition_errors"] = merged["rendition_errors"][:10]
+    merged["partitions"] = merge_partitions(partitions)
     return merged
 
 

@@ -117,6 +117,9 @@ class JobConfig(StrictModel):
     limits: Limits = Limits()
     mode: Literal["online", "batch"] = "online"
     batch: BatchConfig = BatchConfig()
+    progress_log_s: float = Field(
+        30, gt=0, description="seconds between progress log lines when no terminal shows them"
+    )
 
     @field_validator("style_version", mode="before")
     @classmethod

@@ -82,13 +82,22 @@ def test_a_shard_that_left_no_summary_is_reported(tmp_path: Path) -> None:
         "interrupted": False,
         "rendition_errors": [],
         "top_failures": [{"reason": "400 moderation_blocked: no", "count": 1}],
+        "partitions": [
+            {"partition": "c=a", "generated": 2, "failed": 1, "cost_usd": 0.25},
+            {"partition": "c=b", "generated": 1, "cost_usd": 0.25},
+        ],
         "budget_usd": 1.0,
         "ipm": 10,
         "seconds": 2.0,
     }
     store.write_json(summary_path("run", 0), shard)
-    merged = merge_shards(store, "run", {0: "Completed", 1: "Crashed"})
-    assert (merged["generated"], merged["failed"], merged["cost_usd"]) == (3, 1, 0.5)
+    store.write_json(summary_path("run", 2), {**shard, "partitions": shard["partitions"][:1]})
+    merged = merge_shards(store, "run", {0: "Completed", 1: "Crashed", 2: "Completed"})
+    assert (merged["generated"], merged["failed"], merged["cost_usd"]) == (6, 2, 1.0)
+    assert [(p["partition"], p["generated"], p["failed"]) for p in merged["partitions"]] == [
+        ("c=a", 4, 2),
+        ("c=b", 1, 0),
+    ]
     assert merged["shards"][1] == {"shard": 1, "state": "Crashed", "summary": None}
     assert merged["stop_reason"] == "shard 1 ended Crashed"
 

@@ -1,0 +1,424 @@
+"""The run report: `report.json` and an HTML contact sheet under `<store>/_reports/<run_id>/`.
+
+The contact sheet is one self-contained HTML file: inline CSS, no script at
+all, a Content-Security-Policy that forbids anything but images and inline
+styles. Its images are paths relative to the file itself (`../../<partition>/
+<asset_id>/thumb.webp`), so it works wherever the store is readable as a
+tree: opened from a local folder, or served over HTTP (a static web server,
+an S3 website), with no links that expire or name a host.
+
+Everything shown comes from user data (prompts, partition values, reasons
+quoting the manifest): Jinja2's autoescape renders it as text, never markup.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel
+
+from tasks import catalog as cat
+from tasks.store import SIDECAR, AssetStore, Sidecar, UnsafePath, asset_folder, now_utc
+
+REPORTS = "_reports"
+RUNS = "_runs"  # flows.generate.RUNS; tasks/ does not import flows/
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "contact_sheet.html.j2"
+# Formats every current browser shows in an <img>.
+BROWSER_FORMATS = {"webp", "jpeg", "jpg", "png", "avif"}
+# A card shows its image about 220 CSS pixels wide: a thumbnail with a
+# shorter edge than this would look blurred, so a bigger rendition wins.
+THUMB_MIN_EDGE = 160
+# Cards show a box this size when the image's own size is unknown.
+DEFAULT_BOX = 256
+SKIPPED = "skipped_existing"  # the status dispatch gives a job whose asset was stored already
+STATUS_LABELS = {
+    "generated": "generated",
+    SKIPPED: "already stored",
+    "failed": "failed",
+    "budget_exhausted": "left for budget",
+    "stopped": "not sent",
+}
+# Order of the status figures in the header, and the summary key of each.
+STATUS_COUNTS = (
+    ("generated", "generated"),
+    (SKIPPED, "skipped_existing"),
+    ("failed", "failed"),
+    ("budget_exhausted", "budget_exhausted"),
+    ("stopped", "stopped"),
+)
+# A run id becomes a folder name: only what new_run_id makes (and shard ids).
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+RUN_ID_TIME = "%Y%m%dT%H%M%SZ"
+
+
+class ReportEntry(BaseModel):
+    """One card of the contact sheet: an asset of the run, or a job that made none."""
+
+    asset_id: str
+    group: str  # the partition as "key=value / key=value"; "" when the store has none
+    partition: dict[str, str]
+    row: int | None = None
+    row_id: str | None = None
+    variant: int | None = None
+    prompt: str | None = None
+    status: str
+    error: str | None = None  # why a job made no image (failed, budget, refusal)
+    cost_usd: float = 0.0  # what this run paid for it (nothing for assets stored earlier)
+    size: str | None = None
+    quality: str | None = None
+    model: str | None = None
+    output_format: str | None = None
+    run_id: str | None = None  # the run that made the asset; an earlier one if already stored
+    created_at: datetime | None = None
+    # Paths relative to the report's folder (URL-encoded, ready for src/href).
+    thumbnail: str | None = None
+    thumbnail_width: int | None = None
+    thumbnail_height: int | None = None
+    full: str | None = None
+    original_uri: str | None = None
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status.replace("_", " "))
+
+    @property
+    def thumbnail_path(self) -> str | None:
+        """The thumbnail's path relative to the store root."""
+        return unquote(self.thumbnail.removeprefix("../../")) if self.thumbnail else None
+
+    @property
+    def has_image(self) -> bool:
+        return self.thumbnail is not None and self.status in ("generated", SKIPPED)
+
+
+class RejectedRow(BaseModel):
+    """A manifest row the plan refused (one line of the run's rejects.csv)."""
+
+    row: int | None = None
+    id: str = ""
+    column: str = ""
+    code: str = ""
+    reason: str = ""
+
+
+class Report(BaseModel):
+    """What `report.json` holds: the run summary, its entries (sorted by group) and rejects."""
+
+    run_id: str
+    started_at: datetime | None = None
+    generated_at: datetime
+    store: str
+    summary: dict[str, Any]
+    counts: dict[str, int]  # entries by status
+    entries: list[ReportEntry]
+    rejected: list[RejectedRow]
+    # Assets the run found stored but that are not listed (catalog lacks them,
+    # or the report was built after the run without knowing which they were).
+    unlisted_existing: int = 0
+
+    def groups(self) -> list[tuple[str, list[ReportEntry]]]:
+        """Entries by partition, in the entries' (sorted) order."""
+        groups: dict[str, list[ReportEntry]] = {}
+        for entry in self.entries:
+            groups.setdefault(entry.group, []).append(entry)
+        return list(groups.items())
+
+
+def report_folder(run_id: str) -> str:
+    """`_reports/<run_id>`, relative to the store root; refuses ids that are no plain name."""
+    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise UnsafePath(f"run id {run_id!r} is not a run id")
+    return f"{REPORTS}/{run_id}"
+
+
+def build_report(
+    store: AssetStore, summary: Mapping[str, Any], extra_asset_ids: Iterable[str] = ()
+) -> Report:
+    """The entries of the run `summary["run_id"]`, grouped by partition, and its rejects.
+
+    Entries are the run's catalog rows (generated, failed, left for budget,
+    not sent), plus the latest rows of `extra_asset_ids`: assets the run
+    skipped because the store had them already. Pass a mapping of asset_id to
+    folder (the flow's `todo.skipped`) and an asset missing from the catalog
+    is read from its sidecar instead of going unlisted.
+    """
+    run_id = str(summary["run_id"])
+    report_folder(run_id)  # refuse an id that cannot be a folder, before any work
+    extras = dict(extra_asset_ids) if isinstance(extra_asset_ids, Mapping) else None
+    extra_ids = set(extras if extras is not None else extra_asset_ids)
+
+    table = cat.read_catalog(store, latest=False)
+    # Rows of this run as it recorded them (a later run may have recorded the
+    # same asset again: this report shows what happened in this one). A
+    # sharded run's shards record under `<run_id>-s<N>`.
+    mine = pc.is_in(table["run_id"], pa.array(_run_ids(summary), pa.string()))
+    run_rows = cat.latest_rows(table.filter(pc.fill_null(mine, False))).to_pylist()
+    run_rows = [r for r in run_rows if r["asset_id"] not in extra_ids]
+    stored = pc.is_in(table["asset_id"], pa.array(sorted(extra_ids), pa.string()))
+    stored_rows = cat.latest_rows(table.filter(stored)).to_pylist() if extra_ids else []
+
+    entries = [_entry(store, row) for row in run_rows]
+    found = {row["asset_id"] for row in stored_rows}
+    for asset_id in sorted(extra_ids - found):
+        # Stored but not catalogued (a run killed before its catalog write):
+        # the sidecar has all the catalog would.
+        folder = (extras or {}).get(asset_id)
+        if folder:
+            try:
+                raw = store.read_bytes(f"{folder}/{SIDECAR}")
+                stored_rows.append(cat.row_from_sidecar(store, Sidecar.model_validate_json(raw)))
+            except (FileNotFoundError, ValueError):
+                pass
+    for row in stored_rows:
+        entry = _entry(store, row)
+        entries.append(entry.model_copy(update={"status": SKIPPED, "cost_usd": 0.0}))
+    entries.sort(key=lambda e: (e.group, e.row or 0, e.row_id or "", e.variant or 0, e.asset_id))
+
+    counts = Counter(e.status for e in entries)
+    listed_existing = counts[SKIPPED]
+    return Report(
+        run_id=run_id,
+        started_at=_started_at(run_id, entries),
+        generated_at=now_utc(),
+        store=store.url,
+        summary=dict(summary),
+        counts=dict(counts),
+        entries=entries,
+        rejected=read_rejects(store, summary),
+        unlisted_existing=max(0, int(summary.get("skipped_existing") or 0) - listed_existing),
+    )
+
+
+def write_report(
+    store: AssetStore, summary: Mapping[str, Any], extra_asset_ids: Iterable[str] = ()
+) -> str:
+    """Write `_reports/<run_id>/report.json` and `index.html`; returns the index.html URI."""
+    return save_report(store, build_report(store, summary, extra_asset_ids))
+
+
+def save_report(store: AssetStore, report: Report) -> str:
+    """Write `report` as report.json, then index.html; returns the index.html URI.
+
+    report.json first: an index.html in the store means the report is whole.
+    """
+    folder = report_folder(report.run_id)
+    store.write_bytes(f"{folder}/report.json", report.model_dump_json(indent=2).encode("utf-8"))
+    return store.write_bytes(f"{folder}/index.html", render_html(report).encode("utf-8"))
+
+
+def listed_existing_ids(store: AssetStore, run_id: str) -> list[str]:
+    """The already-stored assets an earlier report.json of the run listed.
+
+    A report rebuilt after the run knows them from nowhere else: the summary
+    only counts them.
+    """
+    try:
+        data = store.read_json(f"{report_folder(run_id)}/report.json")
+    except FileNotFoundError:
+        return []
+    return [e["asset_id"] for e in data.get("entries", []) if e.get("status") == SKIPPED]
+
+
+def render_html(report: Report) -> str:
+    """The contact sheet for `report`, one self-contained HTML document."""
+    s = report.summary
+    budget = s.get("budget_usd")
+    cost = float(s.get("cost_usd") or 0.0)
+    status_counts = [
+        (status, STATUS_LABELS[status], _int(s.get(key), report.counts.get(status, 0)))
+        for status, key in STATUS_COUNTS
+    ]
+    return _template().render(
+        report=report,
+        s=s,
+        groups=report.groups(),
+        status_counts=status_counts,
+        rejected_count=_int(s.get("rejected"), len(report.rejected)),
+        cost=cost,
+        budget=budget,
+        estimate=s.get("estimate_usd"),
+        # Share of the budget spent, for the bar; a number we computed, not user data.
+        spent_pct=min(100.0, 100.0 * cost / budget) if budget else 0.0,
+        default_box=DEFAULT_BOX,
+    )
+
+
+@cache
+def _template() -> Any:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every value is text unless marked safe; none is
+        undefined=StrictUndefined,  # a typo in the template fails the tests, not silently
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["usd"] = _usd
+    env.filters["tally"] = tally
+    env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
+    return env.get_template(TEMPLATE)
+
+
+def tally(entries: Iterable[ReportEntry]) -> str:
+    """`3 images · 1 failed`: what a group of cards holds."""
+    images = 0
+    others: Counter[str] = Counter()
+    for entry in entries:
+        if entry.has_image:
+            images += 1
+        else:
+            others[entry.label] += 1
+    parts = [f"{images} image{'' if images == 1 else 's'}"] if images else []
+    return " · ".join([*parts, *(f"{n} {label}" for label, n in others.items())])
+
+
+def read_rejects(store: AssetStore, summary: Mapping[str, Any]) -> list[RejectedRow]:
+    """The rows of the run's rejects.csv (tasks/rejects.py), or none if it has no such file."""
+    run_id = str(summary["run_id"])
+    url = summary.get("rejects_file") or store.uri(f"{RUNS}/{run_id}/rejects.csv")
+    try:
+        if url.startswith(store.url + "/"):  # in the store: its filesystem options apply
+            data = store.read_bytes(url[len(store.url) + 1 :])
+        else:
+            with fsspec.open(url, "rb") as f:
+                data = f.read()
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in csv.DictReader(io.StringIO(data.decode("utf-8", errors="replace"))):
+        number = line.get("row") or ""
+        rows.append(
+            RejectedRow(
+                row=int(number) if number.isdigit() else None,
+                id=line.get("id") or "",
+                column=line.get("column") or "",
+                code=line.get("code") or "",
+                reason=line.get("reason") or "",
+            )
+        )
+    return rows
+
+
+def _run_ids(summary: Mapping[str, Any]) -> list[str]:
+    run_id = str(summary["run_id"])
+    shards = [f"{run_id}-s{s['shard']}" for s in summary.get("shards") or [] if "shard" in s]
+    return [run_id, *shards]
+
+
+def _entry(store: AssetStore, row: dict[str, Any]) -> ReportEntry:
+    partition = dict(row.get("partition") or [])
+    asset_id = row["asset_id"]
+    thumb = _thumbnail(row)
+    thumbnail = width = height = None
+    if thumb is not None:
+        thumbnail = _href(store, thumb[0], partition, asset_id)
+        width, height = thumb[1], thumb[2]
+    full = (
+        _href(store, row["original_uri"], partition, asset_id) if row.get("original_uri") else None
+    )
+    return ReportEntry(
+        asset_id=asset_id,
+        group=group_key(partition),
+        partition=partition,
+        row=row.get("row"),
+        row_id=row.get("row_id"),
+        variant=row.get("variant"),
+        prompt=row.get("prompt"),
+        status=row.get("status") or "unknown",
+        error=row.get("error"),
+        cost_usd=row.get("cost_usd") or 0.0,
+        size=row.get("size"),
+        quality=row.get("quality"),
+        model=row.get("model"),
+        output_format=row.get("output_format"),
+        run_id=row.get("run_id"),
+        created_at=row.get("created_at"),
+        thumbnail=thumbnail,
+        thumbnail_width=width,
+        thumbnail_height=height,
+        full=full,
+        original_uri=row.get("original_uri"),
+    )
+
+
+def group_key(partition: Mapping[str, str]) -> str:
+    """`category=chairs / sku=123`, in the order of partition_by."""
+    return " / ".join(f"{k}={v}" for k, v in partition.items())
+
+
+def _thumbnail(row: dict[str, Any]) -> tuple[str, int | None, int | None] | None:
+    """(uri, width, height) of the image a card shows, or None when the job made none.
+
+    The smallest rendition a browser shows that is still sharp at card size;
+    failing that the biggest such rendition; failing that the original.
+    """
+    if row.get("status") != "generated" or not row.get("original_uri"):
+        return None
+    shown = [
+        r
+        for r in row.get("renditions") or []
+        if (r.get("format") or "").lower() in BROWSER_FORMATS and r.get("width") and r.get("height")
+    ]
+    sharp = [r for r in shown if min(r["width"], r["height"]) >= THUMB_MIN_EDGE]
+    pick = (
+        min(sharp, key=lambda r: r["width"] * r["height"])
+        if sharp
+        else max(shown, key=lambda r: r["width"] * r["height"], default=None)
+    )
+    if pick is not None:
+        return pick["uri"], pick["width"], pick["height"]
+    size = _parse_size(row.get("size"))
+    return row["original_uri"], *(size or (None, None))
+
+
+def _href(store: AssetStore, uri: str, partition: dict[str, str], asset_id: str) -> str:
+    """`uri` (an object in the store) as a URL relative to `_reports/<run_id>/`."""
+    prefix = store.url + "/"
+    relative = uri[len(prefix) :] if uri.startswith(prefix) else None
+    if relative is None or ".." in relative.split("/") or relative.startswith("/"):
+        # Recorded under another spelling of the store's URL (./assets vs
+        # /abs/assets, file://): the asset's folder follows from its partition.
+        relative = f"{asset_folder(partition, asset_id)}/{uri.rsplit('/', 1)[-1]}"
+    # Folder names are percent-encoded already (`locale=en%20US`): encode the
+    # `%` again, or the browser would decode it and look for `en US`.
+    return "../../" + quote(relative, safe="/=")
+
+
+def _parse_size(size: str | None) -> tuple[int, int] | None:
+    width, sep, height = (size or "").partition("x")
+    return (int(width), int(height)) if sep and width.isdigit() and height.isdigit() else None
+
+
+def _started_at(run_id: str, entries: list[ReportEntry]) -> datetime | None:
+    try:  # new_run_id: `20261125T101500Z-3fa9c2`
+        return datetime.strptime(run_id.split("-", 1)[0], RUN_ID_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        times = [e.created_at for e in entries if e.created_at]
+        return min(times) if times else None
+
+
+def _usd(value: Any) -> str:
+    if value is None:
+        return "no cap"
+    value = float(value)
+    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
