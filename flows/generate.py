@@ -165,19 +165,21 @@ def complete_stored(store: AssetStore, cfg: JobConfig, skipped: dict[str, str], 
 @task(name="contact-sheet", **TASK_OPTIONS)
 def contact_sheet(
     store: AssetStore, summary: dict[str, Any], skipped: dict[str, str]
-) -> Report | None:
-    """Write the run's HTML contact sheet and report.json; its URI goes into `summary["report"]`.
+) -> str | None:
+    """Write the run's HTML contact sheet and report.json, and link them as artifacts.
 
-    After complete-stored, so the assets it finished have their catalog rows.
+    Returns the sheet's URI; None if it could not be written (the images, the
+    catalog and summary.json are what matter: the run goes on). Runs after
+    complete-stored, so the assets that finished have their catalog rows.
     """
     try:
         report = build_report(store, summary, skipped)
-        summary["report"] = save_report(store, report)
-    except Exception as e:  # the images, the catalog and summary.json are what matter
+        uri = save_report(store, report)
+    except Exception as e:
         get_run_logger().warning("contact sheet not written: %s", e)
-        summary["report"] = None
         return None
-    return report
+    publish_report_artifacts(store, report, uri)
+    return uri
 
 
 @flow(name="generate_assets", log_prints=False)
@@ -203,11 +205,9 @@ def generate_assets(
         summary = run_summary(run_id, manifest, cfg, planned, todo, report)
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary["completed_existing"] = completed
-    report = contact_sheet(store, summary, todo.skipped)
+    summary["report"] = contact_sheet(store, summary, todo.skipped)
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     publish_artifacts(summary)
-    if report is not None:
-        publish_report_artifacts(store, report, summary["report"])
     get_run_logger().info(
         "run %s: %d generated, %d submitted in batches, %d failed, %d left for budget, "
         "$%.4f spent, $%.4f reserved in batches",

@@ -36,7 +36,6 @@ from flows.generate import (
     plan_jobs,
     plan_part,
     publish_artifacts,
-    publish_report_artifacts,
     skip_existing,
 )
 from tasks.config import ConfigError, JobConfig, load_job_config
@@ -196,11 +195,9 @@ def generate_sharded(
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
     }
-    report = contact_sheet(store, summary, todo.skipped)
+    summary["report"] = contact_sheet(store, summary, todo.skipped)
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     publish_artifacts(summary)
-    if report is not None:
-        publish_report_artifacts(store, report, summary["report"])
     logger.info(
         "sharded run %s: %d shards, %d generated, %d failed, $%.4f spent",
         run_id,
