@@ -33,7 +33,7 @@ from tasks.postprocess import incomplete, refresh_assets
 from tasks.pricing import load_price_table
 from tasks.progress import DISPLAY, Progress, Snapshot, Watch, watched
 from tasks.rejects import rejects_file
-from tasks.report import Report, build_report, report_folder, save_report
+from tasks.report import Report, build_report, group_key, report_folder, save_report
 from tasks.rows import RowContext
 from tasks.store import AssetStore, now_utc
 
@@ -43,6 +43,7 @@ MAX_PARTITIONS = 50  # rows of the by-partition table (a partition per SKU makes
 STATUSES = ("generated", "failed", "budget_exhausted", "stopped")
 SUMMED_BY_PARTITION = (*STATUSES, "cost_usd")
 EMPTY: dict[str, Any] = {**dict.fromkeys(STATUSES, 0), "cost_usd": 0.0}
+NO_PARTITION = "(no partition)"
 SAMPLE_IMAGES = 6  # image artifacts per run
 SIGNED_FOR_S = 7 * 24 * 3600  # how long their presigned links work (S3's longest)
 # Jobs pass between tasks by reference in one process: no caching, no result
@@ -297,15 +298,14 @@ def outcome_counts(outcomes: list[JobOutcome]) -> dict[str, Any]:
     }
 
 
-def partition_label(partition: dict[str, str]) -> str:
-    """`category=chairs / sku=123`, for people (store paths percent-encode)."""
-    return " / ".join(f"{k}={v}" for k, v in partition.items()) or "(no partition)"
-
-
 def partition_counts(outcomes: list[JobOutcome]) -> list[dict[str, Any]]:
     """Jobs by status and spend per partition (see merge_partitions)."""
     return merge_partitions(
-        {"partition": partition_label(o.job.partition), o.status: 1, "cost_usd": o.cost_usd}
+        {
+            "partition": group_key(o.job.partition) or NO_PARTITION,
+            o.status: 1,
+            "cost_usd": o.cost_usd,
+        }
         for o in outcomes
     )
 
