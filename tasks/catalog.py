@@ -1,7 +1,9 @@
 """The catalog: Parquet parts under `<store>/_catalog/`, one row per asset, latest row wins.
 
-Runs append part files as they go, so a crash keeps what was recorded. The
-catalog is an index: `rebuild` makes it again from the sidecars alone.
+Runs append part files as they go, so a crash keeps what was recorded, and
+merge their own parts into one when they end (CatalogWriter.flush), so reads
+stay fast; `compact` merges every part. The catalog is an index: `rebuild`
+makes it again from the sidecars alone.
 
 A new prompt or style_version makes new assets for the same slot (partition,
 row_id, variant) and keeps the old ones: on read, each generated asset that a
@@ -11,6 +13,7 @@ stored).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -33,7 +36,7 @@ CATALOG = "_catalog"
 FLUSH_ROWS = 500
 FLUSH_SECONDS = 10.0
 READ_RETRIES = 20
-READ_THREADS = 8  # parts read at once: S3 latency, and decoding on every core
+READ_THREADS = 8  # parts read at once: S3 latency
 WHOLE_READ_BYTES = 8 << 20  # a part up to this size is read whole, a bigger one by column
 TAKE_ROWS = 65_536  # compact reorders and writes this many rows at a time
 
@@ -162,14 +165,22 @@ def row_from_outcome(outcome: JobOutcome, run_id: str) -> dict[str, Any]:
 
 
 class CatalogWriter:
-    """Buffers rows and publishes them as part files, every FLUSH_ROWS rows or FLUSH_SECONDS."""
+    """Buffers rows and publishes them as part files, every FLUSH_ROWS rows or FLUSH_SECONDS.
+
+    `flush()` (the end of a run, or of a collected batch) also merges the parts
+    published since the last flush() into one (merge_parts): a run leaves one
+    part, not one per FLUSH_ROWS rows, and reads of the catalog stay fast. A run
+    cut short before it keeps its parts: every row they hold counts.
+    """
 
     def __init__(self, store: AssetStore, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
         self.rows_written = 0
+        self.merge_errors: list[str] = []
         self._rows: list[dict[str, Any]] = []
         self._seq = 0
+        self._parts: list[str] = []  # published since the last flush(): merged by the next
         # Two writers of one run (generation, then completing stored assets)
         # must never pick the same part name.
         self._token = secrets.token_hex(3)
@@ -185,19 +196,89 @@ class CatalogWriter:
                 or time.monotonic() - self._last_flush >= FLUSH_SECONDS
             )
         if due:
-            self.flush()
+            with self._lock:
+                self._publish()
 
     def flush(self) -> None:
-        """Publish buffered rows as one part file (whole, never partial)."""
+        """Publish buffered rows as one part file (whole, never partial), then merge.
+
+        The parts published since the last flush() become one (only if more
+        than one): published before they are deleted, so a reader sees every
+        row, at worst twice for a moment (latest_rows keeps one of identical
+        rows). A merge that fails leaves the parts as they were, every row in
+        them: the error goes to `merge_errors`, not to the run.
+        """
         with self._lock:
-            rows, self._rows = self._rows, []
-            self._last_flush = time.monotonic()
-            if not rows:
-                return
-            self._seq += 1
-            name = f"{CATALOG}/part-{self.run_id}-{self._token}-{self._seq:05d}.parquet"
-            write_part(self.store, name, rows)
-            self.rows_written += len(rows)
+            self._publish()
+            parts, self._parts = self._parts, []
+        if len(parts) < 2:
+            return
+        first, last = (p.removesuffix(".parquet").rsplit("-", 1)[1] for p in (parts[0], parts[-1]))
+        # Sorts where its parts did (before the first of them), after this
+        # writer's earlier ones: parts are read in name order.
+        merged = f"{CATALOG}/part-{self.run_id}-{self._token}-{first}-{last}.parquet"
+        try:
+            merge_parts(self.store, parts, merged)
+        except OSError as e:
+            self.merge_errors.append(f"{type(e).__name__}: {e}")
+
+    def _publish(self) -> None:
+        """Write the buffered rows as the next part (hold the lock)."""
+        rows, self._rows = self._rows, []
+        self._last_flush = time.monotonic()
+        if not rows:
+            return
+        self._seq += 1
+        name = f"{CATALOG}/part-{self.run_id}-{self._token}-{self._seq:05d}.parquet"
+        write_part(self.store, name, rows)
+        self._parts.append(name)
+        self.rows_written += len(rows)
+
+
+def merge_parts(store: AssetStore, parts: list[str], merged: str) -> bool:
+    """Publish the rows of `parts` (store-relative names), in order, as one part `merged`.
+
+    Then delete `parts`: as compact, publish before delete, so a reader in
+    between sees each row twice (identical rows: latest_rows keeps one), never
+    a gap, and a crash in between leaves both. Streams: at most READ_THREADS
+    parts and about TAKE_ROWS rows decoded at once (one row group each).
+    False, changing nothing, if a part is gone: a compaction took it (its rows
+    are in the compacted part).
+    """
+    paths = [store.path(p) for p in parts]
+    read = functools.partial(_read_part, store, schema=SCHEMA)
+    buf = io.BytesIO()
+    try:
+        with (
+            ThreadPoolExecutor(READ_THREADS) as pool,
+            pq.ParquetWriter(buf, SCHEMA, compression="zstd") as writer,
+        ):
+            pending: list[pa.Table] = []
+            for start in range(0, len(paths), READ_THREADS):
+                pending += pool.map(read, paths[start : start + READ_THREADS])
+                if sum(t.num_rows for t in pending) >= TAKE_ROWS:
+                    writer.write_table(pa.concat_tables(pending))
+                    pending = []
+            if pending:
+                writer.write_table(pa.concat_tables(pending))
+    except FileNotFoundError:
+        return False
+    store.write_bytes(merged, buf.getvalue())
+    _remove(store, [p for p in paths if p != store.path(merged)])
+    return True
+
+
+def _remove(store: AssetStore, paths: list[str]) -> None:
+    """Delete `paths`; one already gone (a concurrent compact or merge took it) is no error."""
+    if paths and not store.is_local:
+        try:
+            store.fs.rm(paths)  # S3: a few bulk requests, not one per part
+            return
+        except FileNotFoundError:
+            pass
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            store.fs.rm_file(path)
 
 
 def write_part(store: AssetStore, relative: str, rows: list[dict[str, Any]]) -> str:
@@ -213,10 +294,26 @@ def write_table(
         if rows is None:
             writer.write_table(table)
         else:
-            # A slice at a time: the reordered copy is never whole in memory.
-            for start in range(0, len(rows), TAKE_ROWS):
-                writer.write_table(table.take(rows.slice(start, TAKE_ROWS)))
+            for part in _take_slices(table, rows):
+                writer.write_table(part)
     return store.write_bytes(relative, buf.getvalue())
+
+
+def _take_slices(table: pa.Table, rows: pa.Array) -> Iterator[pa.Table]:
+    """`table.take(rows)` TAKE_ROWS rows at a time: the reordered copy is never whole in memory.
+
+    Each slice is filtered out of the table's chunks as they are, then put in
+    order: a take over many chunks (a table read from many parts) first joins
+    them for nested columns, a copy of all of `renditions` for every slice.
+    """
+    # Per stored row: where it goes in the output (null: left out).
+    at = pa.array(range(len(rows)), pa.int64())
+    positions = pc.scatter(at, rows.cast(pa.int64()), max_index=table.num_rows - 1)
+    for start in range(0, len(rows), TAKE_ROWS):
+        mask = pc.and_(pc.greater_equal(positions, start), pc.less(positions, start + TAKE_ROWS))
+        mask = pc.fill_null(mask, False)
+        order = pc.sort_indices(positions.filter(mask))
+        yield table.filter(mask).combine_chunks().take(order)
 
 
 def part_paths(store: AssetStore) -> list[str]:
@@ -301,13 +398,15 @@ def _read_parts(store: AssetStore, schema: pa.Schema) -> pa.Table:
 def _read_part(store: AssetStore, path: str, schema: pa.Schema) -> pa.Table:
     with store.fs.open(path, "rb") as f:
         # A small part in one read (one request on S3, faster than many small
-        # reads), decoded on this thread: parts are read in parallel. A big
-        # (compacted) one only the columns asked for, decoded on every core.
+        # reads); a big (compacted) one only the columns asked for. Decoded
+        # on Arrow's CPU pool, not on this thread: READ_THREADS are for S3's
+        # latency, and decoding on all of them at once made a cold read of
+        # 1M rows (a command's) about 1.5x slower, mostly in page faults.
         small = f.size <= WHOLE_READ_BYTES
         source = pa.BufferReader(f.read()) if small else f
         part = pq.ParquetFile(source)
         if part.schema_arrow.equals(SCHEMA):  # as write_table wrote it: the fast reader
-            return part.read(schema.names, use_threads=not small)
+            return part.read(schema.names)
         return pq.read_table(source, schema=SCHEMA, columns=schema.names)
 
 
@@ -524,10 +623,12 @@ def _field_equals(table: pa.Table, key: str, value: str) -> pa.Array:
         return part_match
     meta = table["metadata"]  # chunked as read: combining would copy it all
     maybe = pc.match_substring_regex(meta, _metadata_pattern(key, value))
-    candidates = pc.indices_nonzero(pc.and_(outside, pc.fill_null(maybe, False)))
+    candidate = pc.and_(outside, pc.fill_null(maybe, False))
+    # filter, not take: a take from many chunks first joins them (all the metadata).
+    texts = meta.filter(candidate).to_pylist()
     hits = [
         i
-        for i, text in zip(candidates.to_pylist(), meta.take(candidates).to_pylist(), strict=True)
+        for i, text in zip(pc.indices_nonzero(candidate).to_pylist(), texts, strict=True)
         if key in (fields := json.loads(text)) and str(fields[key]) == value
     ]
     found = pa.array([True] * len(hits), pa.bool_())
@@ -588,9 +689,7 @@ def _replace_parts(
     if table.num_rows:
         write_table(store, name, table, rows)
     new = store.path(name)
-    for path in old:
-        if path != new:
-            store.fs.rm_file(path)
+    _remove(store, [path for path in old if path != new])
 
 
 def iter_sidecars(store: AssetStore) -> Iterator[Sidecar]:

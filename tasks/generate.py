@@ -227,7 +227,8 @@ async def generate_async(
         cap_usd=None if budget.cap == float("inf") else budget.cap,
         period_spent_before_usd=before,
         rate_limit_pauses=limiter.pauses,
-        rendition_errors=post.errors,
+        # A failed catalog merge loses nothing (the parts stay) but is worth knowing.
+        rendition_errors=post.errors + [f"catalog merge: {e}" for e in catalog.merge_errors],
         interrupted=interrupted.is_set(),
         catalog_rows=catalog.rows_written,
         seconds=time.monotonic() - started,

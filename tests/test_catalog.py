@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -335,3 +336,198 @@ def test_a_part_without_some_columns_reads_them_as_null(store: AssetStore) -> No
     table = cat.read_catalog(store, latest=False)
     assert table.schema == cat.SCHEMA
     assert table.to_pylist()[0]["row_id"] is None
+
+
+def test_identical_rows_of_an_asset_count_once(store: AssetStore) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    old = {"created_at": t0, "recorded_at": t0}
+    new = {"created_at": t0 + timedelta(hours=1), "recorded_at": t0 + timedelta(hours=1)}
+    rows = [
+        row(store, "a1", status="failed", metadata='{"color": "blue"}', **old),
+        row(store, "a2", row_id="chair", **old),
+        row(store, "a3", row_id="chair", **new),  # supersedes a2
+        *(row(store, f"b{i}") for i in range(6)),
+    ]
+    cat.write_part(store, "_catalog/part-1.parquet", rows)
+    once = cat.read_catalog(store)
+    # What a merge or compaction leaves for a moment (or after a crash): every row twice.
+    cat.write_part(store, "_catalog/part-0.parquet", rows)
+    cat.write_part(store, "_catalog/part-2.parquet", rows[1:3])
+    assert cat.read_catalog(store, latest=False).num_rows == 2 * len(rows) + 2
+    assert cat.read_catalog(store).equals(once)
+    latest = cat.latest_rows(cat.read_catalog(store, latest=False))
+    assert latest.equals(once.drop_columns([cat.SUPERSEDED_BY]))
+    for kw in [{}, {"where": [("row_id", "chair")]}, {"where": [(cat.SUPERSEDED_BY, "a3")]}]:
+        assert cat.query(store, **kw).equals(cat.select(once, **kw)), kw
+    assert cat.query(store, [(cat.SUPERSEDED_BY, "a3")])["asset_id"].to_pylist() == ["a2"]
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def any_store(request, tmp_path: Path) -> AssetStore:
+    if request.param == "s3":
+        return AssetStore(f"{request.getfixturevalue('s3_bucket')}/store")
+    if request.param == "memory":
+        return AssetStore(f"{request.getfixturevalue('memory_dir')}/store")
+    return AssetStore(str(tmp_path / "store"))
+
+
+def parts_of(store: AssetStore) -> list[str]:
+    return [p.rsplit("/", 1)[-1] for p in cat.part_paths(store)]
+
+
+def test_a_run_ends_with_one_part_holding_every_row(any_store: AssetStore, monkeypatch) -> None:
+    store = any_store
+    monkeypatch.setattr(cat, "FLUSH_ROWS", 3)
+    # Read 2 parts at a time, written in row groups of 4 rows or more: two here.
+    monkeypatch.setattr(cat, "READ_THREADS", 2)
+    monkeypatch.setattr(cat, "TAKE_ROWS", 4)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    other = cat.CatalogWriter(store, "run-0")  # another run's part: left alone
+    other.add(row(store, "a0", cost_usd=1.0, recorded_at=t0))
+    other.flush()
+    writer = cat.CatalogWriter(store, "run-9")
+    for i in range(11):
+        writer.add(row(store, f"a{i}", recorded_at=t0 + timedelta(seconds=i)))
+    assert len(parts_of(store)) == 1 + 3  # checkpoints as the run goes
+    writer.flush()  # the run's end: 3 parts and the rows left become one part
+    names = parts_of(store)
+    assert len(names) == 2 and names[0].startswith("part-run-0-")
+    assert names[1].startswith("part-run-9-") and names[1].endswith("-00001-00004.parquet")
+    merged = pq.ParquetFile(io.BytesIO(store.fs.cat_file(cat.part_paths(store)[1])))
+    assert merged.schema_arrow.equals(cat.SCHEMA) and merged.metadata.num_row_groups == 2
+    assert merged.read()["asset_id"].to_pylist() == [f"a{i}" for i in range(11)]  # in order
+    table = cat.read_catalog(store)
+    assert table["asset_id"].to_pylist() == sorted(f"a{i}" for i in range(11))
+    assert cat.read_catalog(store, latest=False).num_rows == 12  # no row twice
+    assert writer.rows_written == 11 and writer.merge_errors == []
+
+    # More rows, then flush again (a collected batch): they become one more
+    # part, and a later row still wins over the merged one.
+    for i in range(4):
+        writer.add(row(store, "a1", cost_usd=i, recorded_at=t0 + timedelta(hours=1, seconds=i)))
+    writer.flush()
+    names = parts_of(store)
+    assert len(names) == 3 and names[2].endswith("-00005-00006.parquet")
+    table = cat.read_catalog(store)
+    assert table.filter(pc.equal(table["asset_id"], "a1"))["cost_usd"].to_pylist() == [3]
+    writer.add(row(store, "a2"))
+    writer.flush()  # a single part: kept as it is
+    assert parts_of(store)[3].endswith("-00007.parquet") and len(parts_of(store)) == 4
+
+
+def test_a_reader_during_the_merge_sees_each_asset_once(store: AssetStore, monkeypatch) -> None:
+    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
+    writer = cat.CatalogWriter(store, "run-1")
+    for i in range(7):
+        writer.add(row(store, f"a{i}", row_id="chair" if i < 2 else f"sku-{i}"))
+    assert len(parts_of(store)) == 3 and cat.read_catalog(store).num_rows == 6
+    seen: list[int] = []
+    real_remove = cat._remove
+
+    def remove_after_a_look(store_: AssetStore, paths: list[str]) -> None:
+        # Between publishing the merged part and deleting the small ones.
+        assert len(parts_of(store)) == 4 + 1
+        assert cat.read_catalog(store, latest=False).num_rows == 2 * 7
+        table = cat.read_catalog(store)
+        assert table["asset_id"].to_pylist() == [f"a{i}" for i in range(7)]
+        for kw in [{}, {"where": [("row_id", "chair")]}, {"where": [(cat.SUPERSEDED_BY, "a1")]}]:
+            assert cat.query(store, **kw).equals(cat.select(table, **kw)), kw
+        seen.append(table.num_rows)
+        real_remove(store_, paths)
+
+    monkeypatch.setattr(cat, "_remove", remove_after_a_look)
+    writer.flush()
+    assert seen == [7] and len(parts_of(store)) == 1
+    assert cat.read_catalog(store)["asset_id"].to_pylist() == [f"a{i}" for i in range(7)]
+    assert writer.merge_errors == []
+
+
+def test_a_crash_during_the_merge_is_harmless(store: AssetStore, monkeypatch) -> None:
+    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
+    writer = cat.CatalogWriter(store, "run-1")
+    for i in range(6):
+        writer.add(row(store, f"a{i}"))
+    small = cat.part_paths(store)
+    expected = cat.read_catalog(store)
+    relative = [p[len(store.path("")) :] for p in small]
+
+    def killed(*args: Any) -> None:
+        raise SystemExit("killed")
+
+    # Killed before the merged part is published: the small parts as they were.
+    monkeypatch.setattr(store, "write_bytes", killed)
+    with pytest.raises(SystemExit):
+        cat.merge_parts(store, relative, "_catalog/part-run-1-x-00001-00003.parquet")
+    monkeypatch.undo()
+    assert cat.part_paths(store) == small and cat.read_catalog(store).equals(expected)
+
+    # Killed after it, before (or while) deleting them: both, every row twice.
+    monkeypatch.setattr(cat, "_remove", killed)
+    with pytest.raises(SystemExit):
+        cat.merge_parts(store, relative, "_catalog/part-run-1-x-00001-00003.parquet")
+    monkeypatch.undo()
+    assert len(cat.part_paths(store)) == 4
+    assert cat.read_catalog(store).equals(expected)
+    assert cat.compact(store) == (4, 6)  # what the next compact makes of it
+    assert cat.read_catalog(store).equals(expected)
+
+
+def test_an_interrupted_run_keeps_its_parts(store: AssetStore, monkeypatch) -> None:
+    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
+    writer = cat.CatalogWriter(store, "run-1")
+    for i in range(7):
+        writer.add(row(store, f"a{i}"))
+    # Killed before its last flush(): the checkpoints, never merged; the buffered row is lost.
+    assert len(parts_of(store)) == 3 and cat.read_catalog(store).num_rows == 6
+    later = cat.CatalogWriter(store, "run-2")  # the next run merges its own parts only
+    for i in range(3):
+        later.add(row(store, f"b{i}"))
+    later.flush()
+    assert len(parts_of(store)) == 3 + 1 and cat.read_catalog(store).num_rows == 9
+
+
+def test_a_merge_that_fails_or_loses_a_part_changes_nothing(store: AssetStore, monkeypatch) -> None:
+    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
+    writer = cat.CatalogWriter(store, "run-1")
+    for i in range(5):
+        writer.add(row(store, f"a{i}"))
+    before = cat.part_paths(store)
+
+    real_write = store.write_bytes
+
+    def slow_down(relative: str, data: bytes) -> str:
+        if relative.endswith("-00001-00003.parquet"):  # the merged part
+            raise OSError("503 Slow Down")
+        return real_write(relative, data)
+
+    monkeypatch.setattr(store, "write_bytes", slow_down)
+    writer.flush()  # the run does not fail for it: every row is in its parts
+    monkeypatch.undo()
+    assert writer.merge_errors == ["OSError: 503 Slow Down"]
+    assert len(cat.part_paths(store)) == 3 and cat.read_catalog(store).num_rows == 5
+    # A compaction took a part first (its rows are in the compacted part): no merge.
+    gone = [p[len(store.path("")) :] for p in before] + ["_catalog/part-run-1-x-00009.parquet"]
+    assert cat.merge_parts(store, gone, "_catalog/part-run-1-x-00001-00009.parquet") is False
+    assert len(cat.part_paths(store)) == 3
+
+
+def test_a_generation_run_leaves_one_catalog_part(
+    store: AssetStore, make_planner, prices, tmp_path: Path, monkeypatch
+) -> None:
+    from tasks.config import load_job_config
+    from tasks.generate import generate
+    from tasks.placeholder import PlaceholderProvider
+    from tasks.store import now_utc
+    from tests.helpers import plan_all, write_manifest
+
+    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
+    manifest = write_manifest(
+        str(tmp_path / "m.csv"), [{"id": f"r{i}", "prompt": f"image {i}"} for i in range(7)]
+    )
+    jobs, _ = plan_all(make_planner(), manifest)
+    cfg = load_job_config(None, {"limits.ipm": 60_000, "renditions": []})
+    report = generate(jobs, cfg, store, "r", now_utc(), prices, PlaceholderProvider(prices))
+    assert report.catalog_rows == 7
+    assert len(parts_of(store)) == 1 and parts_of(store)[0].startswith("part-r-")
+    table = cat.read_catalog(store)
+    assert sorted(table["row_id"].to_pylist()) == [f"r{i}" for i in range(7)]
