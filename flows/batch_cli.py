@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-import openai
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -13,7 +12,6 @@ from rich.table import Table
 
 from flows.catalog_cli import ConfigOpt, StoreOpt, fail, open_store
 from tasks.batch import BatchBook, BatchRecord
-from tasks.openai_provider import redact
 
 app = typer.Typer(help="List and cancel the Batch API batches of a store.", no_args_is_help=True)
 
@@ -73,6 +71,11 @@ def cancel(
     chosen: list[BatchRecord] = (
         list(open_records.values()) if every else [open_records[k] for k in keys or []]
     )
+    # Here, not at the top: the SDK takes ~0.5 s to import, every command would pay it.
+    import openai
+
+    from tasks.openai_provider import redact
+
     client = openai.OpenAI(max_retries=2)
     console = Console(highlight=False, soft_wrap=True)
     failed = False

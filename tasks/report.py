@@ -161,7 +161,9 @@ def build_report(
     extras = dict(extra_asset_ids) if isinstance(extra_asset_ids, Mapping) else None
     extra_ids = set(extras if extras is not None else extra_asset_ids)
 
-    table = cat.read_catalog(store, latest=False)
+    # Every row of the run and of the assets it found stored (not just the
+    # newest), and nothing else of the catalog.
+    table = cat.read_matching(store, {"run_id": _run_ids(summary), "asset_id": extra_ids})
     # Rows of this run as it recorded them (a later run may have recorded the
     # same asset again: this report shows what happened in this one). A
     # sharded run's shards record under `<run_id>-s<N>`.

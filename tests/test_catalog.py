@@ -531,3 +531,29 @@ def test_a_generation_run_leaves_one_catalog_part(
     assert len(parts_of(store)) == 1 and parts_of(store)[0].startswith("part-r-")
     table = cat.read_catalog(store)
     assert sorted(table["row_id"].to_pylist()) == [f"r{i}" for i in range(7)]
+
+
+def test_read_matching_returns_every_stored_row_matching_any_column(store: AssetStore) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    later = {"recorded_at": t0 + timedelta(hours=1)}
+    cat.write_part(
+        store,
+        "_catalog/a.parquet",
+        [
+            row(store, "a1", run_id="r1"),
+            row(store, "a2", run_id="r1"),
+            row(store, "a3", run_id="r0"),
+        ],
+    )
+    cat.write_part(store, "_catalog/b.parquet", [row(store, "a2", run_id="r2", **later)])
+    cat.write_part(
+        store, "_catalog/c.parquet", [row(store, f"b{i}", run_id="r9") for i in range(5)]
+    )
+    found = cat.read_matching(store, {"run_id": ["r1"], "asset_id": ["a3"]})
+    assert found.schema == cat.SCHEMA
+    assert sorted(zip(found["asset_id"].to_pylist(), found["run_id"].to_pylist(), strict=True)) == [
+        ("a1", "r1"),
+        ("a2", "r1"),  # the older row of a2 too: it is this run's
+        ("a3", "r0"),
+    ]
+    assert cat.read_matching(store, {"run_id": ["nope"], "asset_id": []}).num_rows == 0
