@@ -12,6 +12,7 @@ from tasks.batch import BatchRecord
 from tasks.batch_collect import CollectReport, collect
 from tasks.config import JobConfig, load_job_config
 from tasks.pricing import load_price_table
+from tasks.report import listed_existing_ids, write_report
 from tasks.store import AssetStore, now_utc
 
 
@@ -38,6 +39,7 @@ def collect_batches(
         completed = complete_stored(store, cfg, report.stored_before, run_id)
     summary = collect_summary(run_id, cfg, report)
     summary["completed_existing"] = completed
+    summary["reports"] = contact_sheets(store, {b.run_id for b in report.collected})
     if report.collected or report.abandoned or report.errors:
         store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
         create_markdown_artifact(
@@ -55,6 +57,19 @@ def collect_batches(
         report.spent_usd,
     )
     return summary
+
+
+@task(name="contact-sheets", **TASK_OPTIONS)
+def contact_sheets(store: AssetStore, run_ids: set[str]) -> dict[str, str]:
+    """The contact sheets of the runs that submitted the collected batches, now with images."""
+    sheets = {}
+    for run_id in sorted(run_ids):
+        try:
+            summary = store.read_json(f"{RUNS}/{run_id}/summary.json")
+            sheets[run_id] = write_report(store, summary, listed_existing_ids(store, run_id))
+        except Exception as e:  # the images and the catalog are what matter
+            get_run_logger().warning("contact sheet of run %s not written: %s", run_id, e)
+    return sheets
 
 
 def collect_summary(run_id: str, cfg: JobConfig, r: CollectReport) -> dict[str, Any]:

@@ -239,9 +239,18 @@ def render_html(report: Report) -> str:
     """The contact sheet for `report`, one self-contained HTML document."""
     s = report.summary
     budget = s.get("budget_usd")
-    cost = float(s.get("cost_usd") or 0.0)
+    # A batch-mode run's images come with `assetgen collect`, after its
+    # summary was written: its entries say what became of its jobs.
+    collected = s.get("mode") == "batch"
+    cost = sum(e.cost_usd for e in report.entries) if collected else float(s.get("cost_usd") or 0.0)
     status_counts = [
-        (status, STATUS_LABELS[status], _int(s.get(key), report.counts.get(status, 0)))
+        (
+            status,
+            STATUS_LABELS[status],
+            report.counts.get(status, 0)
+            if collected and status != SKIPPED
+            else _int(s.get(key), report.counts.get(status, 0)),
+        )
         for status, key in STATUS_COUNTS
     ]
     return _template().render(

@@ -143,6 +143,17 @@ def test_batch_run_survives_exit_and_collects_each_asset_once(
     assert ledger_total(s) == pytest.approx(fake.billed_usd, abs=1e-6)
     assert fake.billed_usd <= 1
     assert sum(sc.cost_usd for sc in stored.values()) == pytest.approx(fake.billed_usd, abs=1e-6)
+    # The submitting run's contact sheet is written again, with the images.
+    sheet = store / "_reports" / submitted["run_id"]
+    assert summary["reports"] == {submitted["run_id"]: str(sheet / "index.html")}
+    report = json.loads((sheet / "report.json").read_text())
+    assert report["counts"] == {"generated": 3, "failed": 1}
+    html = (sheet / "index.html").read_text()
+    assert html.count("<img") == 3 and "moderation_blocked" in html
+    assert '<div class="stat generated"><b>3</b>' in html  # the header counts them
+    assert '<div class="stat failed"><b>1</b>' in html
+    assert sum(e["cost_usd"] for e in report["entries"]) == pytest.approx(fake.billed_usd)
+    assert f"${fake.billed_usd:,.4f}" in html  # spent, at the batch price
 
     # A second collect has nothing to do: it does not even reach the API.
     dead = runner.invoke(app, collect_cmd, env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})

@@ -354,4 +354,4 @@ def test_batch_and_minimal_summaries_render(tmp_path: Path) -> None:
     batch = {"run_id": "r1", "submitted": 5, "batches": [{}], "batch_reserved_usd": 0.12}
     html = rep.render_html(rep.build_report(store, batch | {"cost_usd": 0.0, "budget_usd": 2.0}))
     assert "5 jobs submitted in 1 Batch API batches" in html
-    assert "assetgen report r1 --rebuild" in html
+    assert "writes this sheet again with them" in html
