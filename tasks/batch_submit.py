@@ -9,6 +9,7 @@ from datetime import datetime
 import openai
 
 from tasks.batch import METADATA_KEY, BatchBook, BatchRecord, batch_worst_case, split_batches
+from tasks.catalog import CatalogWriter, row_from_outcome
 from tasks.config import JobConfig
 from tasks.dispatch import JobOutcome
 from tasks.generate import effective_cap
@@ -91,6 +92,12 @@ def submit(
         )
         _create(client, book, store, record, chunk, data, report)
     report.reserved_usd = sum(b.reserved_usd for b in report.batches)
+    # Jobs that went into no batch get their catalog rows now, as online runs
+    # give theirs; the others get theirs when their batch is collected.
+    catalog = CatalogWriter(store, run_id)
+    for outcome in report.outcomes:
+        catalog.add(row_from_outcome(outcome, run_id))
+    catalog.flush()
     report.seconds = time.monotonic() - started
     return report
 

@@ -314,10 +314,15 @@ def test_budget_is_reserved_at_the_batch_price(
     assert report.submitted == 6
     assert [o.status for o in report.outcomes] == ["budget_exhausted"] * 4
     assert report.reserved_usd <= cap
+    left = read_catalog(store)  # in the catalog (and the contact sheet) as online runs do
+    assert Counter(left["status"].to_pylist()) == {"budget_exhausted": 4}
+    assert "not submitted: worst case" in left["error"][0].as_py()
     assert ledger_total(store) == pytest.approx(report.reserved_usd)  # held until collected
     do_collect(store, prices, wait=True)
     assert fake.billed_usd <= cap
     assert ledger_total(store) == pytest.approx(fake.billed_usd, abs=1e-9)
+    statuses = Counter(read_catalog(store)["status"].to_pylist())
+    assert statuses == {"generated": 6, "budget_exhausted": 4}
 
 
 def test_batches_respect_the_request_and_size_limits(
