@@ -375,6 +375,9 @@ def refresh(
     where: Annotated[
         list[str] | None, typer.Option("--where", help="KEY=VALUE selection; repeatable.")
     ] = None,
+    versions: Annotated[
+        bool, typer.Option("--versions", help="Superseded versions too (default: current only).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-render renditions from stored originals with new or changed presets. No API calls."""
@@ -384,7 +387,7 @@ def refresh(
     try:
         load_job_config(config, {"store": store})
         summary = refresh_renditions(
-            preset, store, str(config) if config else None, parse_where(where)
+            preset, store, str(config) if config else None, parse_where(where), versions
         )
     except ConfigError as e:
         _bad_input(e, as_json)

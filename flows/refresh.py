@@ -15,9 +15,10 @@ from tasks.store import AssetStore, asset_folder, now_utc
 
 
 @task(name="select-assets", **TASK_OPTIONS)
-def select_assets(store: AssetStore, where: list[tuple[str, str]]) -> list[str]:
-    """Folders of the generated assets matching `where` (from the catalog)."""
-    table = cat.select(cat.read_catalog(store), where, status="generated")
+def select_assets(store: AssetStore, where: list[tuple[str, str]], versions: bool) -> list[str]:
+    """Folders of the generated assets matching `where`; superseded ones only with `versions`."""
+    found = cat.query(store, where, status="generated", columns=["asset_id", "partition"])
+    table = found if versions else cat.select(found, current_only=True)
     return [
         asset_folder(dict(part or []), asset_id)
         for asset_id, part in zip(
@@ -40,8 +41,12 @@ def refresh_renditions(
     store: str | None = None,
     config: str | None = None,
     where: list[tuple[str, str]] | None = None,
+    versions: bool = False,
 ) -> dict[str, Any]:
-    """Re-render `presets` (default: the config's renditions) for the selected assets."""
+    """Re-render `presets` (default: the config's renditions) for the selected assets.
+
+    Current assets only, unless `versions`: a superseded version is history.
+    """
     cfg = load_job_config(config, {"store": store})
     names = presets or cfg.renditions
     unknown = [n for n in names if n not in cfg.presets]
@@ -50,7 +55,7 @@ def refresh_renditions(
     chosen = {n: cfg.presets[n] for n in names}
     asset_store = AssetStore(cfg.store, cfg.store_options)
     run_id = new_run_id(now_utc())
-    folders = select_assets(asset_store, list(where or []))
+    folders = select_assets(asset_store, list(where or []), versions)
     done, errors = render_selected(asset_store, chosen, folders, run_id, cfg.render_workers)
     summary = {
         "run_id": run_id,

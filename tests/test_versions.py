@@ -310,3 +310,23 @@ def test_superseded_works_on_many_chunks_and_an_empty_catalog(tmp_path: Path) ->
         strict=True,
     ):
         assert name == (None if asset == newest[row_id] else newest[row_id])
+
+
+def test_refresh_renders_current_versions_unless_asked(
+    refreshed: tuple[AssetStore, list[dict[Slot, str]]], prefect_harness: None
+) -> None:
+    from flows.refresh import refresh_renditions
+
+    store, runs = refreshed
+    spring = [{a for (row_id, _), a in ids.items() if row_id != "mug"} for ids in runs]
+
+    def thumbs() -> set[str]:
+        found = store.existing().items()
+        return {a for a, folder in found if store.fs.exists(store.path(f"{folder}/thumb.webp"))}
+
+    current = refresh_renditions(["thumb"], store.url, None, [("campaign", "spring")])
+    assert (current["selected"], current["refreshed"]) == (3, 3)
+    assert thumbs() == spring[2]  # the newest version of each spring slot only
+    every = refresh_renditions(["thumb"], store.url, None, [("campaign", "spring")], True)
+    assert (every["selected"], every["refreshed"]) == (9, 9)
+    assert thumbs() == spring[0] | spring[1] | spring[2]
