@@ -12,7 +12,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from tasks.catalog import CatalogWriter, read_catalog, row_from_sidecar
+from tasks.catalog import CatalogWriter, latest_rows, read_matching, row_from_sidecar
 from tasks.render import Preset, Rendered, render_all
 from tasks.store import SIDECAR, AssetStore, RenditionInfo, Sidecar
 
@@ -156,7 +156,9 @@ def incomplete(store: AssetStore, presets: dict[str, Preset], folders: dict[str,
 
     What a run killed between storing an original and cataloguing it leaves.
     """
-    table = read_catalog(store)
+    # Only these assets' rows: a rerun into a big catalog skips many assets,
+    # but rarely all of it.
+    table = latest_rows(read_matching(store, {"asset_id": folders}))
     listed = {
         asset_id: {r["name"] for r in renditions or []}
         for asset_id, renditions in zip(

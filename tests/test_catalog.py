@@ -557,3 +557,29 @@ def test_read_matching_returns_every_stored_row_matching_any_column(store: Asset
         ("a3", "r0"),
     ]
     assert cat.read_matching(store, {"run_id": ["nope"], "asset_id": []}).num_rows == 0
+
+
+def test_incomplete_names_stored_assets_the_catalog_lacks_or_lists_without_a_preset(
+    store: AssetStore,
+) -> None:
+    from tasks.postprocess import incomplete
+
+    def rendition(name: str) -> dict[str, Any]:
+        return {"name": name, "uri": f"x/{name}.webp", "width": 1, "height": 1, "format": "webp"}
+
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    cat.write_part(
+        store,
+        "_catalog/a.parquet",
+        [
+            row(store, "a1", renditions=[rendition("thumb")], recorded_at=t0),
+            row(store, "a2", renditions=[rendition("thumb")]),
+            row(store, "b1", renditions=[]),  # not asked about
+        ],
+    )
+    # a1's newer row has both presets; a2 has only one; a3 is not catalogued.
+    newer = row(store, "a1", renditions=[rendition("thumb"), rendition("listing")])
+    cat.write_part(store, "_catalog/b.parquet", [newer | {"recorded_at": t0 + timedelta(1)}])
+    folders = {"a1": "f/a1", "a2": "f/a2", "a3": "f/a3"}
+    presets = {"thumb": None, "listing": None}
+    assert incomplete(store, presets, folders) == ["f/a2", "f/a3"]  # type: ignore[arg-type]
