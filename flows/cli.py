@@ -23,7 +23,7 @@ from tasks.capabilities import load_model_table
 from tasks.config import ConfigError, JobConfig, load_job_config
 from tasks.manifest import Reject
 from tasks.plan import Planner, PlanSummary
-from tasks.pricing import Cost, load_price_table
+from tasks.pricing import Cost, format_usd, load_price_table
 from tasks.rejects import rejects_file
 from tasks.rows import RowContext
 
@@ -65,10 +65,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 def _default_rejects_path(manifest: str) -> str:
     name = manifest.rstrip("/").rsplit("/", 1)[-1]
     return f"{name.split('.', 1)[0] or 'manifest'}.rejects.csv"
-
-
-def _usd(value: float) -> str:
-    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
 
 
 @app.command()
@@ -154,7 +150,9 @@ def _print_plan(r: dict[str, Any]) -> None:
     for column in ("cost", "low", "expected", "worst case"):
         table.add_column(column, justify="left" if column == "cost" else "right")
     for label, c in (("online", cost), ("batch (--mode batch)", r["batch_cost_usd"])):
-        table.add_row(label, _usd(c["low"]), _usd(c["expected"]), _usd(c["worst"]))
+        table.add_row(
+            label, format_usd(c["low"]), format_usd(c["expected"]), format_usd(c["worst"])
+        )
     console.print(table)
     console.print(f"  [dim]prices read {r['prices_read_on']}[/]")
     if r["budget_usd"] is not None:
@@ -163,7 +161,7 @@ def _print_plan(r: dict[str, Any]) -> None:
             if r["worst_case_fits_budget"]
             else "[yellow]worst case is over budget: the run stops when it is spent[/]"
         )
-        console.print(f"  budget {_usd(r['budget_usd'])}: {verdict}")
+        console.print(f"  budget {format_usd(r['budget_usd'])}: {verdict}")
     if r["top_reject_reasons"]:
         table = Table(title="Top reject reasons", title_justify="left", show_edge=False)
         for col in ("column", "count", "example"):
@@ -304,8 +302,8 @@ def _print_collect(r: dict[str, Any]) -> None:
     for b in r["collected"]:
         console.print(
             f"  {b['key']} ({b['status']}): {b['generated']} stored, {b['failed']} failed, "
-            f"{b['returned']} returned to the plan, {_usd(b['spent_usd'])} of "
-            f"{_usd(b['reserved_usd'])} reserved"
+            f"{b['returned']} returned to the plan, {format_usd(b['spent_usd'])} of "
+            f"{format_usd(b['reserved_usd'])} reserved"
         )
     for b in r["waiting"]:
         console.print(f"  {b['key']} ({b['status'] or b['state']}): {b['jobs']} jobs waiting")
@@ -417,12 +415,12 @@ def _print_run(r: dict[str, Any], console: Console | None = None) -> None:
     )
     if r["pending_in_batch"]:
         console.print(f"  {r['pending_in_batch']:,} waiting in batches not yet collected")
-    cap = "no cap" if r["budget_usd"] is None else _usd(r["budget_usd"])
-    console.print(f"  spent {_usd(r['cost_usd'])} of {cap} in {r['seconds']:.1f} s")
+    cap = "no cap" if r["budget_usd"] is None else format_usd(r["budget_usd"])
+    console.print(f"  spent {format_usd(r['cost_usd'])} of {cap} in {r['seconds']:.1f} s")
     if r["mode"] == "batch":
         console.print(
             f"  submitted {r['submitted']:,} in {len(r['batches'])} batches, "
-            f"{_usd(r['batch_reserved_usd'])} reserved at the batch price; "
+            f"{format_usd(r['batch_reserved_usd'])} reserved at the batch price; "
             "run `assetgen collect` to store the results"
         )
     if r["stop_reason"]:

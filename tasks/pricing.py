@@ -106,6 +106,11 @@ class PriceTable(StrictModel):
         return self._output_cache[key]
 
 
+def format_usd(value: float) -> str:
+    """`$12.50`, or four decimals under a dollar (`$0.0413`), where image prices live."""
+    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
+
+
 def load_price_table(path: str | Path = CONFIG_DIR / "pricing.yaml") -> PriceTable:
     """Read and validate the price table."""
     try:

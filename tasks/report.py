@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from tasks import catalog as cat
+from tasks.pricing import format_usd
 from tasks.store import SIDECAR, AssetStore, Sidecar, UnsafePath, asset_folder, now_utc
 
 REPORTS = "_reports"
@@ -163,11 +164,12 @@ def build_report(
 
     # Every row of the run and of the assets it found stored (not just the
     # newest), and nothing else of the catalog.
-    table = cat.read_matching(store, {"run_id": _run_ids(summary), "asset_id": extra_ids})
+    run_ids = _run_ids(summary)
+    table = cat.read_matching(store, {"run_id": run_ids, "asset_id": extra_ids})
     # Rows of this run as it recorded them (a later run may have recorded the
     # same asset again: this report shows what happened in this one). A
     # sharded run's shards record under `<run_id>-s<N>`.
-    mine = pc.is_in(table["run_id"], pa.array(_run_ids(summary), pa.string()))
+    mine = pc.is_in(table["run_id"], pa.array(run_ids, pa.string()))
     run_rows = cat.latest_rows(table.filter(pc.fill_null(mine, False))).to_pylist()
     run_rows = [r for r in run_rows if r["asset_id"] not in extra_ids]
     stored = pc.is_in(table["asset_id"], pa.array(sorted(extra_ids), pa.string()))
@@ -422,10 +424,7 @@ def _started_at(run_id: str, entries: list[ReportEntry]) -> datetime | None:
 
 
 def _usd(value: Any) -> str:
-    if value is None:
-        return "no cap"
-    value = float(value)
-    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
+    return "no cap" if value is None else format_usd(float(value))
 
 
 def _int(value: Any, default: int) -> int:

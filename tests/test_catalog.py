@@ -442,11 +442,17 @@ def test_a_reader_during_the_merge_sees_each_asset_once(store: AssetStore, monke
     assert writer.merge_errors == []
 
 
-def test_a_crash_during_the_merge_is_harmless(store: AssetStore, monkeypatch) -> None:
+def checkpointed(store: AssetStore, monkeypatch: pytest.MonkeyPatch, rows: int) -> Any:
+    """A run-1 writer that has added a0..a<rows-1>, checkpointed every 2 rows, not flushed."""
     monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
     writer = cat.CatalogWriter(store, "run-1")
-    for i in range(6):
+    for i in range(rows):
         writer.add(row(store, f"a{i}"))
+    return writer
+
+
+def test_a_crash_during_the_merge_is_harmless(store: AssetStore, monkeypatch) -> None:
+    checkpointed(store, monkeypatch, 6)
     small = cat.part_paths(store)
     expected = cat.read_catalog(store)
     relative = [p[len(store.path("")) :] for p in small]
@@ -473,10 +479,7 @@ def test_a_crash_during_the_merge_is_harmless(store: AssetStore, monkeypatch) ->
 
 
 def test_an_interrupted_run_keeps_its_parts(store: AssetStore, monkeypatch) -> None:
-    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
-    writer = cat.CatalogWriter(store, "run-1")
-    for i in range(7):
-        writer.add(row(store, f"a{i}"))
+    checkpointed(store, monkeypatch, 7)
     # Killed before its last flush(): the checkpoints, never merged; the buffered row is lost.
     assert len(parts_of(store)) == 3 and cat.read_catalog(store).num_rows == 6
     later = cat.CatalogWriter(store, "run-2")  # the next run merges its own parts only
@@ -487,10 +490,7 @@ def test_an_interrupted_run_keeps_its_parts(store: AssetStore, monkeypatch) -> N
 
 
 def test_a_merge_that_fails_or_loses_a_part_changes_nothing(store: AssetStore, monkeypatch) -> None:
-    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
-    writer = cat.CatalogWriter(store, "run-1")
-    for i in range(5):
-        writer.add(row(store, f"a{i}"))
+    writer = checkpointed(store, monkeypatch, 5)
     before = cat.part_paths(store)
 
     real_write = store.write_bytes
