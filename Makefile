@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo test lint fmt bench bench-quick screenshots clean
+.PHONY: demo test test-quick lint fmt bench bench-quick screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test lint
 	$(BIN)/pytest
 
+## test-quick: the same without the slow end-to-end tests (a local loop; CI runs everything)
+test-quick: $(VENV)/.installed-test lint
+	$(BIN)/pytest -m "not slow"
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,6 +46,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/plan_scale.py --rows 100000
 	$(BIN)/python bench/catalog_scale.py
 	$(BIN)/python bench/cost_accuracy.py
+	$(BIN)/python bench/ledger.py
 
 ## bench-quick: the same, small (each under a minute)
 bench-quick: $(VENV)/.installed-test
@@ -51,6 +56,7 @@ bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/plan_scale.py --rows 20000
 	$(BIN)/python bench/catalog_scale.py --quick
 	$(BIN)/python bench/cost_accuracy.py --quick
+	$(BIN)/python bench/ledger.py --quick
 
 ## screenshots: the README's images in docs/img/ (offline; the contact sheet needs chromium)
 screenshots: $(VENV)/.installed-test

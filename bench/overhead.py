@@ -9,11 +9,11 @@ writing it with its sidecar, the catalog. Each run is a subprocess
 
     assetgen run MANIFEST -c CONFIG --provider openai --store TMP --ipm 10000000 --json
 
-with PREFECT_API_URL unset (Prefect starts its temporary server) and a fresh
+with PREFECT_API_URL unset (assetgen starts a local Prefect server) and a fresh
 PREFECT_HOME. CPU is user+sys of that subprocess and of every process it
-waited for (os.wait4): the assetgen process with all its threads, and
-Prefect's temporary API server, which Prefect runs as a subprocess of it and
-reaps at exit (its share is also sampled from /proc, for the table). The test
+waited for (os.wait4): the assetgen process with all its threads, and the
+local Prefect API server, which it runs as a subprocess and reaps at exit
+(its share is also sampled from /proc, for the table). The test
 server runs in this process and its CPU is not counted (it serves a cached
 image, so it does little anyway). Runs go side by side in two waves, to fit a
 2-core machine's minute; each run's CPU is its own.
@@ -100,7 +100,7 @@ class Child:
     """A subprocess whose CPU is read from os.wait4 (its own, and what it reaped).
 
     While it runs, its descendants' CPU is sampled from /proc (Linux), to tell
-    Prefect's temporary server apart; the last sample before that server stops
+    the local Prefect server apart; the last sample before that server stops
     is a slight underestimate.
     """
 
@@ -136,7 +136,7 @@ class Child:
 
     @property
     def server_cpu(self) -> float | None:
-        """CPU seconds of Prefect's temporary server, sampled; None where /proc is not there."""
+        """CPU seconds of the local Prefect server, sampled; None where /proc is not there."""
         if not Path("/proc/self/stat").exists():
             return None
         return sum(self._server_ticks.values()) / os.sysconf("SC_CLK_TCK")
@@ -146,7 +146,8 @@ class Child:
             tasks = Path(f"/proc/{self.proc.pid}/task").iterdir()
             kids = {int(p) for t in tasks for p in (t / "children").read_text().split()}
             for kid in kids:
-                if b"prefect.server" not in Path(f"/proc/{kid}/cmdline").read_bytes():
+                command = Path(f"/proc/{kid}/cmdline").read_bytes()
+                if b"prefect.server" not in command and b"local_server" not in command:
                     continue
                 fields = Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()
                 self._server_ticks[kid] = int(fields[11]) + int(fields[12])  # utime, stime

@@ -17,7 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.batch_cli import app as batches_app
+from flows.budget_cli import budget
 from flows.catalog_cli import app as catalog_app
+from flows.local_server import prefect_api
 from flows.report_cli import report
 from tasks.capabilities import load_model_table
 from tasks.config import ConfigError, JobConfig, load_job_config
@@ -36,12 +38,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts say "[default: ...]": plain text, not rich markup.
+    rich_markup_mode=None,
 )
 
 
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(batches_app, name="batches")
 app.command(name="report")(report)
+app.command(name="budget")(budget)
 
 
 @app.callback()
@@ -247,7 +252,7 @@ def run(
         else:
             from flows.generate import generate_assets
 
-            with _progress_display(as_json):
+            with prefect_api(), _progress_display(as_json):
                 summary = generate_assets(manifest, config_url, overrides, fmt, None)
     except ConfigError as e:
         _bad_input(e, as_json)
@@ -283,7 +288,8 @@ def collect(
         _check_credentials(cfg)
         from flows.batch import collect_batches
 
-        summary = collect_batches(str(config) if config else None, overrides, wait)
+        with prefect_api():
+            summary = collect_batches(str(config) if config else None, overrides, wait)
     except ConfigError as e:
         _bad_input(e, as_json)
     if as_json:
@@ -384,9 +390,10 @@ def refresh(
 
     try:
         load_job_config(config, {"store": store})
-        summary = refresh_renditions(
-            preset, store, str(config) if config else None, parse_where(where), versions
-        )
+        with prefect_api():
+            summary = refresh_renditions(
+                preset, store, str(config) if config else None, parse_where(where), versions
+            )
     except ConfigError as e:
         _bad_input(e, as_json)
     if as_json:

@@ -26,7 +26,7 @@ from tasks.batch_submit import SubmitReport, submit
 from tasks.capabilities import load_model_table
 from tasks.config import JobConfig, load_job_config
 from tasks.dispatch import JobOutcome
-from tasks.generate import GenerationReport, generate
+from tasks.generate import GenerationReport, generate, open_account
 from tasks.manifest import Reject
 from tasks.plan import Job, Planner, PlanSummary
 from tasks.postprocess import incomplete, refresh_assets
@@ -111,13 +111,30 @@ def skip_existing(store: AssetStore, jobs: list[Job]) -> ToDo:
 
 @task(name="generate", **TASK_OPTIONS)
 def generate_images(
-    jobs: list[Job], cfg: JobConfig, store: AssetStore, run_id: str, started_at: datetime
+    jobs: list[Job],
+    cfg: JobConfig,
+    store: AssetStore,
+    run_id: str,
+    started_at: datetime,
+    group: str | None = None,
 ) -> GenerationReport:
-    """Send every job through the provider; each image is stored, rendered and catalogued."""
+    """Send every job through the provider; each image is stored, rendered and catalogued.
+
+    `group`: the sharded run this is a shard of (its run cap is shared by all shards).
+    """
     progress = Progress(len(jobs), cfg.limits.ipm, cfg.budget.cap_usd)
+    kind = "shard" if group else "run"
+    account = open_account(cfg, store, run_id, started_at, kind, group)
     with watched(progress, progress_watches(run_id, cfg)):
         return generate(
-            jobs, cfg, store, run_id, started_at, load_price_table(), on_outcome=progress.record
+            jobs,
+            cfg,
+            store,
+            run_id,
+            started_at,
+            load_price_table(),
+            on_outcome=progress.record,
+            account=account,
         )
 
 
@@ -240,6 +257,7 @@ def run_summary(
         "cost_usd": round(report.spent_usd, 6),
         "uncertain_cost_usd": round(report.uncertain_usd, 6),
         "budget_usd": report.cap_usd,
+        "period": report.period,
         "estimate_usd": round(planned.summary.cost.expected, 6),
         "requests": report.requests_sent,
         "errors": dict(report.errors),
@@ -269,6 +287,7 @@ def batch_run_summary(
         "cost_usd": 0.0,
         "uncertain_cost_usd": 0.0,
         "budget_usd": report.cap_usd,
+        "period": report.period,
         "estimate_usd": round(planned.summary.batch_cost(load_price_table()).expected, 6),
         "requests": 0,
         "errors": {},

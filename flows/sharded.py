@@ -4,9 +4,9 @@ The parent (`generate_sharded`) plans the manifest, drops what the store
 already has, splits the rest by asset_id (a repeated image always lands in
 one shard, so it is never paid twice) and writes each shard's jobs into the
 shared store. Each shard is a run of the `generate_shard` deployment, picked
-up by any worker of the pool, with its share of the rate limit and of the
-budget: the shares add up to the run's, never more. The parent waits and
-merges the shard summaries into one.
+up by any worker of the pool, with its share of the rate limit (the shares
+add up to the run's); all shards claim their money from the run's one cap in
+the store's ledger. The parent waits and merges the shard summaries into one.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from flows.generate import (
     skip_existing,
 )
 from tasks.config import ConfigError, JobConfig, load_job_config
+from tasks.generate import open_account, period_figures
 from tasks.plan import Job
 from tasks.store import AssetStore, now_utc
 
@@ -63,10 +64,13 @@ def shard_of(asset_id: str, shards: int) -> int:
     return int(asset_id[:12], 36) % shards
 
 
-def shard_overrides(
-    cfg: JobConfig, overrides: dict[str, Any], shards: int, share_of_cost: float
-) -> dict[str, Any]:
-    """A shard's config: its share of the rate and of the budget (shares sum to the run's)."""
+def shard_overrides(cfg: JobConfig, overrides: dict[str, Any], shards: int) -> dict[str, Any]:
+    """A shard's config: its share of the rate (shares sum to the run's).
+
+    The budget is not split: every shard claims from the run's one cap in
+    the store's ledger (its account is in the run's group), so money goes
+    where the work is and the shards together never pass the cap.
+    """
     limits = cfg.limits
     mine = dict(overrides)
     mine["limits.ipm"] = limits.ipm / shards
@@ -74,9 +78,6 @@ def shard_overrides(
         mine["limits.rpm"] = limits.rpm / shards
     if limits.concurrency is not None:
         mine["limits.concurrency"] = max(1, limits.concurrency // shards)
-    if cfg.budget.cap_usd is not None:
-        # By worst-case cost, not by count: a shard of large images needs more.
-        mine["budget.cap_usd"] = cfg.budget.cap_usd * share_of_cost
     return mine
 
 
@@ -89,17 +90,15 @@ def summary_path(run_id: str, shard: int) -> str:
 
 
 @task(name="write-shards", **TASK_OPTIONS)
-def write_shards(store: AssetStore, run_id: str, jobs: list[Job], shards: int) -> list[float]:
-    """Each shard's jobs into the store; returns each shard's share of the worst-case cost."""
+def write_shards(store: AssetStore, run_id: str, jobs: list[Job], shards: int) -> list[int]:
+    """Each shard's jobs into the store; returns how many each has."""
     parts: list[list[Job]] = [[] for _ in range(shards)]
     for job in jobs:
         parts[shard_of(job.asset_id, shards)].append(job)
     for i, part in enumerate(parts):
         data = "".join(job.model_dump_json() + "\n" for job in part).encode()
         store.write_bytes(jobs_path(run_id, i), data)
-    worst = [sum(job.cost_worst for job in part) for part in parts]
-    total = sum(worst)
-    return [w / total if total else 1 / shards for w in worst]
+    return [len(part) for part in parts]
 
 
 def _start(deployment: str, parameters: list[dict[str, Any]], run_id: str) -> list[FlowRun]:
@@ -167,18 +166,21 @@ def generate_sharded(
             "write to it; use a shared store (s3://...) for workers on other machines"
         )
         logger.warning(warnings[-1])
+    # The parent spends nothing itself; its account only reads the period's figures.
+    account = open_account(cfg, store, run_id, now_utc())
+    before = account.period_total()
     planned = plan_jobs(manifest, fmt, cfg, store.uri(f"{RUNS}/{run_id}/rejects.csv"))
     todo = skip_existing(store, planned.jobs)
-    shares = write_shards(store, run_id, todo.jobs, shards)
+    write_shards(store, run_id, todo.jobs, shards)
     parameters = [
         {
             "jobs": jobs_path(run_id, i),
             "config": config,
-            "overrides": shard_overrides(cfg, overrides, shards, share),
+            "overrides": shard_overrides(cfg, overrides, shards),
             "run_id": run_id,
             "shard": i,
         }
-        for i, share in enumerate(shares)
+        for i in range(shards)
     ]
     states = run_shards(deployment, parameters, run_id)
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
@@ -189,6 +191,7 @@ def generate_sharded(
         "skipped_existing": summary["skipped_existing"] + plan["skipped_existing"],
         "pending_in_batch": summary["pending_in_batch"] + plan["pending_in_batch"],
         "budget_usd": cfg.budget.cap_usd,
+        "period": period_figures(account, before),
         "ipm": cfg.limits.ipm,
         "estimate_usd": round(planned.summary.cost.expected, 6),
         "completed_existing": completed,
@@ -280,7 +283,7 @@ def generate_shard(
     # Checked again here: another run may have made some of them meanwhile.
     todo = skip_existing(store, mine)
     shard_run = f"{run_id}-s{shard}"
-    report = generate_images(todo.jobs, cfg, store, shard_run, started_at)
+    report = generate_images(todo.jobs, cfg, store, shard_run, started_at, group=run_id)
     summary = {
         "run_id": shard_run,
         "shard": shard,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from tasks.ledger import SpendLedger
+from tasks.ledger import Account, day_of
 from tasks.plan import Job
 from tasks.pricing import PriceTable
 from tasks.store import AssetStore
@@ -53,14 +53,24 @@ class BatchRecord(BaseModel):
     returned: int = 0
     collected_at: datetime | None = None
     error: str | None = None
+    # The day its money counts in (the submitting run's); None: records of
+    # earlier versions, whose ledger entry was made on their creation day.
+    ledger_day: str | None = None
 
     @property
     def open(self) -> bool:
         return self.state in OPEN_STATES
 
-    def ledger(self, store: AssetStore) -> SpendLedger:
-        """Its entry in the period ledger: reserved until collected, then what it cost."""
-        return SpendLedger(store, f"batch-{self.key}", self.created_at)
+    def account(self) -> Account:
+        """Its account in the store's ledger: held until collected, then what it cost."""
+        return Account(
+            id=f"batch-{self.key}",
+            kind="batch",
+            group=self.run_id,
+            day=self.ledger_day or day_of(self.created_at),
+            opened_at=self.created_at,
+            updated_at=self.created_at,
+        )
 
 
 class BatchBook:

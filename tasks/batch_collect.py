@@ -15,6 +15,7 @@ from openai.types import Batch, ImagesResponse
 
 from tasks.batch import METADATA_KEY, TERMINAL_STATUSES, BatchBook, BatchRecord
 from tasks.catalog import CatalogWriter, row_from_outcome
+from tasks.claims import close_account
 from tasks.config import JobConfig
 from tasks.dispatch import Attempted, JobOutcome
 from tasks.generate import build_sidecar
@@ -273,6 +274,6 @@ def _line_error(job: Job, item: dict[str, Any]) -> JobOutcome | None:
 
 
 def _settle(store: AssetStore, book: BatchBook, record: BatchRecord) -> None:
-    """The period ledger gets what the batch cost; then the record is closed."""
-    record.ledger(store).record(record.spent_usd, 0.0, final=True)
+    """The ledger gets what the batch cost (its hold goes back); then the record is closed."""
+    close_account(store, record.account(), record.spent_usd)
     book.save(record)

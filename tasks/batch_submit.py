@@ -5,15 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import openai
 
 from tasks.batch import METADATA_KEY, BatchBook, BatchRecord, batch_worst_case, split_batches
 from tasks.catalog import CatalogWriter, row_from_outcome
+from tasks.claims import LedgerAccount, close_account
 from tasks.config import JobConfig
 from tasks.dispatch import JobOutcome
-from tasks.generate import effective_cap
-from tasks.ledger import SpendLedger
+from tasks.generate import open_account, period_figures
 from tasks.openai_provider import read_reference, redact, status_error
 from tasks.plan import InputImage, Job
 from tasks.pricing import PriceTable
@@ -31,7 +32,7 @@ class SubmitReport:
     outcomes: list[JobOutcome] = field(default_factory=list)  # jobs not in any batch
     reserved_usd: float = 0.0
     cap_usd: float | None = None
-    period_spent_before_usd: float = 0.0
+    period: dict[str, Any] | None = None
     stop_reason: str | None = None
     seconds: float = 0.0
 
@@ -54,24 +55,69 @@ def submit(
     prices: PriceTable,
     client: openai.OpenAI | None = None,
 ) -> SubmitReport:
-    """Reserve, upload and create batches for `jobs`; every batch is recorded before it exists."""
+    """Reserve, upload and create batches for `jobs`; every batch is recorded before it exists.
+
+    The run claims the worst case at the batch price of what it submits from
+    the store's ledger at once; each batch takes its part of that claim into
+    an account of its own, held until `collect` settles it with the bill.
+    """
     started = time.monotonic()
     client = client or batch_client()
     book = BatchBook(store)
-    cap, before = effective_cap(cfg, SpendLedger(store, run_id, started_at))
-    report = SubmitReport(cap_usd=cap, period_spent_before_usd=before)
+    account = open_account(cfg, store, run_id, started_at)
+    before = account.period_total()
+    report = SubmitReport(cap_usd=cfg.budget.cap_usd)
+    try:
+        chosen = _claim(account, jobs, prices, report)
+        _submit(client, book, account, chosen, cfg, run_id, prices, report)
+    finally:
+        account.close(0.0)  # what no batch took goes back
+    report.reserved_usd = sum(b.reserved_usd for b in report.batches)
+    report.period = period_figures(account, before)
+    # Jobs that went into no batch get their catalog rows now, as online runs
+    # give theirs; the others get theirs when their batch is collected.
+    catalog = CatalogWriter(store, run_id)
+    for outcome in report.outcomes:
+        catalog.add(row_from_outcome(outcome, run_id))
+    catalog.flush()
+    report.seconds = time.monotonic() - started
+    return report
 
+
+def _claim(
+    account: LedgerAccount, jobs: list[Job], prices: PriceTable, report: SubmitReport
+) -> list[Job]:
+    """Claim the worst case of every job, or as much as the caps leave; the jobs that fit."""
+    worst = [batch_worst_case(prices, job) for job in jobs]
+    if not jobs:
+        return []
+    # All at once, not shared: a submit is one decision, not a stream of requests.
+    held = account.claim(min(worst), sum(worst), 0.0, share=False)
     chosen: list[Job] = []
-    for job in jobs:
-        worst = batch_worst_case(prices, job)
-        if cap is not None and report.reserved_usd + worst > cap + 1e-12:
-            left = max(0.0, cap - report.reserved_usd)
-            reason = f"not submitted: worst case ${worst:.4f} exceeds the ${left:.4f} left"
+    used = 0.0
+    for job, cost in zip(jobs, worst, strict=True):
+        if used + cost > held + 1e-12:
+            left = f"${max(0.0, held - used):.4f} left"
+            if account.shortfall:
+                left += f" ({account.shortfall} when claimed)"
+            reason = f"not submitted: worst case ${cost:.4f} exceeds the {left}"
             report.outcomes.append(JobOutcome(job, "budget_exhausted", reason))
         else:
-            report.reserved_usd += worst
+            used += cost
             chosen.append(job)
+    return chosen
 
+
+def _submit(
+    client: openai.OpenAI,
+    book: BatchBook,
+    account: LedgerAccount,
+    chosen: list[Job],
+    cfg: JobConfig,
+    run_id: str,
+    prices: PriceTable,
+    report: SubmitReport,
+) -> None:
     file_ids, chosen = _upload_references(client, chosen, report)
     limits = cfg.batch
     chunks = split_batches(chosen, file_ids, limits.max_requests, limits.max_file_bytes)
@@ -89,17 +135,9 @@ def submit(
             asset_ids=[job.asset_id for job in chunk],
             reserved_usd=sum(batch_worst_case(prices, job) for job in chunk),
             reference_file_ids={sha: file_ids[sha] for sha in refs},
+            ledger_day=account.template.day,
         )
-        _create(client, book, store, record, chunk, data, report)
-    report.reserved_usd = sum(b.reserved_usd for b in report.batches)
-    # Jobs that went into no batch get their catalog rows now, as online runs
-    # give theirs; the others get theirs when their batch is collected.
-    catalog = CatalogWriter(store, run_id)
-    for outcome in report.outcomes:
-        catalog.add(row_from_outcome(outcome, run_id))
-    catalog.flush()
-    report.seconds = time.monotonic() - started
-    return report
+        _create(client, book, account, record, chunk, data, report)
 
 
 def _upload_references(
@@ -136,17 +174,16 @@ def _upload_references(
 def _create(
     client: openai.OpenAI,
     book: BatchBook,
-    store: AssetStore,
+    account: LedgerAccount,
     record: BatchRecord,
     jobs: list[Job],
     data: bytes,
     report: SubmitReport,
 ) -> None:
-    """Record, upload, create, record again: a crash anywhere leaves a record to reconcile."""
+    """Record, hold, upload, create, record again: a crash anywhere leaves a record to reconcile."""
     book.save_jobs(record.key, jobs)
     book.save(record)
-    ledger = record.ledger(store)
-    ledger.record(0.0, record.reserved_usd)
+    account.move(record.account().id, record.reserved_usd)
     try:
         upload = client.files.create(file=(f"{record.key}.jsonl", data), purpose="batch")
         record.input_file_id = upload.id
@@ -160,7 +197,7 @@ def _create(
         )
     except (openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError) as e:
         if record.input_file_id is None:
-            _abandon(book, ledger, record, jobs, f"input upload failed: {_describe(e)}", report)
+            _abandon(book, record, jobs, f"input upload failed: {_describe(e)}", report)
             return
         # The batch may exist: leave the record for `collect` to find it by metadata.
         record.error = f"creation unconfirmed: {_describe(e)}"
@@ -168,7 +205,7 @@ def _create(
         report.batches.append(record)
         return
     except openai.APIError as e:
-        _abandon(book, ledger, record, jobs, f"batch not created: {_describe(e)}", report)
+        _abandon(book, record, jobs, f"batch not created: {_describe(e)}", report)
         _maybe_stop(e, report)
         return
     record.batch_id, record.status, record.state = batch.id, batch.status, "submitted"
@@ -177,16 +214,11 @@ def _create(
 
 
 def _abandon(
-    book: BatchBook,
-    ledger: SpendLedger,
-    record: BatchRecord,
-    jobs: list[Job],
-    reason: str,
-    report: SubmitReport,
+    book: BatchBook, record: BatchRecord, jobs: list[Job], reason: str, report: SubmitReport
 ) -> None:
     record.state, record.error = "abandoned", reason
     book.save(record)
-    ledger.record(0.0, 0.0, final=True)
+    close_account(book.store, record.account(), 0.0)
     report.outcomes += [JobOutcome(job, "failed", reason) for job in jobs]
 
 

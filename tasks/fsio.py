@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 import fsspec
+from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 
@@ -43,3 +44,32 @@ def open_atomic(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def create_exclusive(fs: AbstractFileSystem, path: str, data: bytes) -> bool:
+    """Write `path` whole only if nothing is there yet: True if this call created it.
+
+    Locally a complete temporary file is hard-linked into place (`link`
+    fails if the name exists, and no reader sees a half-written file, which
+    O_EXCL alone would allow); on S3 one PUT with `If-None-Match: *`.
+    """
+    if isinstance(fs, LocalFileSystem):
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+    try:
+        fs.pipe_file(path, data, mode="create")
+        return True
+    except FileExistsError:
+        return False

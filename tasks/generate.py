@@ -19,9 +19,10 @@ from PIL import Image
 
 from tasks.budget import Budget
 from tasks.catalog import CatalogWriter, row_from_outcome
+from tasks.claims import Caps, Heartbeat, LedgerAccount
 from tasks.config import JobConfig
 from tasks.dispatch import Attempted, Dispatcher, JobOutcome, RetryPolicy
-from tasks.ledger import SpendLedger
+from tasks.ledger import Kind
 from tasks.limiter import RateLimiter
 from tasks.placeholder import PlaceholderProvider
 from tasks.plan import Job
@@ -29,8 +30,6 @@ from tasks.postprocess import PostProcessor, rendition_pool
 from tasks.pricing import PriceTable
 from tasks.providers import Provider
 from tasks.store import EXTENSIONS, AssetStore, Sidecar, now_utc
-
-LEDGER_EVERY_S = 2.0
 
 
 @dataclass
@@ -44,7 +43,7 @@ class GenerationReport:
     spent_usd: float = 0.0
     uncertain_usd: float = 0.0
     cap_usd: float | None = None
-    period_spent_before_usd: float = 0.0
+    period: dict[str, Any] | None = None
     rate_limit_pauses: int = 0
     rendition_errors: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -61,14 +60,34 @@ def make_provider(cfg: JobConfig, prices: PriceTable) -> Provider:
     return PlaceholderProvider(prices)
 
 
-def effective_cap(cfg: JobConfig, ledger: SpendLedger) -> tuple[float | None, float]:
-    """The run's cap after the period cap; also what the period had spent before."""
-    cap = cfg.budget.cap_usd
-    if cfg.budget.period is None or cfg.budget.period_cap_usd is None:
-        return cap, 0.0
-    before = ledger.period_spent(cfg.budget.period)
-    left = max(0.0, cfg.budget.period_cap_usd - before)
-    return (left if cap is None else min(cap, left)), before
+def open_account(
+    cfg: JobConfig,
+    store: AssetStore,
+    run_id: str,
+    started_at: datetime,
+    kind: Kind = "run",
+    group: str | None = None,
+) -> LedgerAccount:
+    """The run's account in the store's ledger, under the config's caps."""
+    return LedgerAccount(store, run_id, kind, started_at, Caps.from_config(cfg.budget), group)
+
+
+def period_figures(account: LedgerAccount, before: float | None) -> dict[str, Any] | None:
+    """The period cap, what the period had spent before the run, and what is left after it."""
+    caps = account.caps
+    if caps.period is None or before is None:
+        return None
+    after = account.period_total()
+    assert after is not None
+    left = (caps.period_usd or 0.0) - after - account.claimed
+    day = account.template.day
+    return {
+        "period": caps.period,
+        "key": day if caps.period == "day" else day[:7],
+        "cap_usd": caps.period_usd,
+        "spent_before_usd": round(before, 6),
+        "left_after_usd": round(max(0.0, left), 6),
+    }
 
 
 def build_sidecar(job: Job, done: Attempted, run_id: str, provider: str) -> Sidecar:
@@ -147,12 +166,17 @@ async def generate_async(
     prices: PriceTable,
     provider: Provider | None = None,
     on_outcome: Callable[[JobOutcome], None] | None = None,
+    account: LedgerAccount | None = None,
 ) -> GenerationReport:
-    """Send every job through the provider within the limiter and the budget."""
+    """Send every job through the provider within the limiter and the budget.
+
+    Money comes from `account` (default: this run's own account in the
+    store's ledger), claimed in blocks as requests go out.
+    """
     started = time.monotonic()
-    ledger = SpendLedger(store, run_id, started_at)
-    cap, before = await asyncio.to_thread(effective_cap, cfg, ledger)
-    budget = Budget(cap, prices)
+    account = account or open_account(cfg, store, run_id, started_at)
+    before = await asyncio.to_thread(account.period_total)
+    budget = Budget(cfg.budget.cap_usd, prices, account)
     limits = cfg.limits
     limiter = RateLimiter(min(limits.ipm, limits.rpm or limits.ipm))
     provider = provider or make_provider(cfg, prices)
@@ -189,34 +213,21 @@ async def generate_async(
         on_outcome=outcome,
     )
 
-    finished = asyncio.Event()
-
-    async def keep_ledger() -> None:
-        # Written between requests so a crash loses at most a few seconds of
-        # spend from the period count; reservations are counted for that.
-        last = None
-        while not finished.is_set():
-            if (now := (budget.spent, budget.reserved)) != last:
-                await asyncio.to_thread(ledger.record, *now)
-                last = now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), LEDGER_EVERY_S)
-
-    ledger_task = asyncio.create_task(keep_ledger())
     interrupted = stop_on_signals(dispatcher)
     try:
-        outcomes = await dispatcher.run(jobs)
+        with Heartbeat(account, lambda: budget.spent) if jobs else contextlib.nullcontext():
+            outcomes = await dispatcher.run(jobs)
     finally:
-        finished.set()
-        await ledger_task
         await provider.aclose()
-        await asyncio.to_thread(ledger.record, budget.spent, budget.reserved, True)
+        # What was claimed and not spent goes back; what was spent stays.
+        await asyncio.to_thread(account.close, budget.spent)
         await post.drain()
         if pool is not None:
             pool.shutdown()
         for row in catalog_rows:
             catalog.add(row)
         await asyncio.to_thread(catalog.flush)
+    period = await asyncio.to_thread(period_figures, account, before)
     return GenerationReport(
         outcomes=outcomes,
         requests_sent=dispatcher.requests_sent,
@@ -224,8 +235,8 @@ async def generate_async(
         stop_reason=dispatcher.stop_reason,
         spent_usd=budget.spent,
         uncertain_usd=budget.uncertain,
-        cap_usd=None if budget.cap == float("inf") else budget.cap,
-        period_spent_before_usd=before,
+        cap_usd=cfg.budget.cap_usd,
+        period=period,
         rate_limit_pauses=limiter.pauses,
         # A failed catalog merge loses nothing (the parts stay) but is worth knowing.
         rendition_errors=post.errors + [f"catalog merge: {e}" for e in catalog.merge_errors],

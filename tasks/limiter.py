@@ -28,6 +28,8 @@ class RateLimiter:
         self.rate = per_minute
         self._clock = clock
         self._last = -math.inf
+        self._before_last = -math.inf
+        self._turns = 0
         self._paused_until = 0.0
         self._queue = asyncio.Lock()  # FIFO: first to ask, first to go
         self.pauses = 0
@@ -36,8 +38,8 @@ class RateLimiter:
     def interval(self) -> float:
         return 60.0 / self.rate
 
-    async def acquire(self) -> None:
-        """Wait for this request's turn."""
+    async def acquire(self) -> int:
+        """Wait for this request's turn; returns the turn's number (see `refund`)."""
         async with self._queue:
             while True:
                 now = self._clock()
@@ -45,9 +47,20 @@ class RateLimiter:
                 if due <= now:
                     break
                 await asyncio.sleep(due - now)
+            self._before_last = self._last
             # Count from when the turn was due, so sleep overshoot does not
             # slow the rate, unless we were idle (that would make a burst).
             self._last = due if now - due < self.interval else now
+            self._turns += 1
+            return self._turns
+
+    def refund(self, turn: int) -> None:
+        """The turn was not used (nothing was sent): the next request need not wait for it.
+
+        Only the latest turn can be given back; a later one was counted from it.
+        """
+        if turn == self._turns:
+            self._last = self._before_last
 
     def pause(self, seconds: float) -> None:
         """No request starts in the next `seconds`."""

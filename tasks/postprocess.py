@@ -13,6 +13,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from tasks.catalog import CatalogWriter, latest_rows, read_matching, row_from_sidecar
+from tasks.lifetime import exit_with_parent
 from tasks.render import Preset, Rendered, render_all
 from tasks.store import SIDECAR, AssetStore, RenditionInfo, Sidecar
 
@@ -22,6 +23,9 @@ def rendition_pool(workers: int | None = None) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers or os.cpu_count() or 1,
         mp_context=multiprocessing.get_context("spawn"),
+        # A run killed outright must not leave its workers behind.
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
     )
 
 

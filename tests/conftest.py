@@ -116,8 +116,22 @@ def openai_server() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def fake(openai_server: FakeOpenAI) -> FakeOpenAI:
-    """The test server with counters and faults cleared."""
+def fake(openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The test server with counters and faults cleared; its settings restored afterwards."""
+    settings = ("ipm", "burst", "latency_s", "latency_jitter", "rate_headers")
+    saved = {name: getattr(openai_server, name) for name in settings}
     openai_server.reset()
     openai_server.api_key = FAKE_KEY
-    return openai_server
+    yield openai_server
+    for name, value in saved.items():
+        setattr(openai_server, name, value)
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_harness: None) -> str:
+    """The session's Prefect server, for `assetgen` commands run as subprocesses."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    assert url
+    return url

@@ -24,7 +24,7 @@ from tasks.batch_submit import SubmitReport, submit
 from tasks.catalog import read_catalog
 from tasks.config import JobConfig, load_job_config
 from tasks.generate import generate
-from tasks.ledger import SpendLedger
+from tasks.ledger import Ledger, day_of, month_of
 from tasks.plan import Job, Planner
 from tasks.pricing import PriceTable
 from tasks.store import SIDECAR, AssetStore, Sidecar, now_utc
@@ -80,7 +80,9 @@ def sidecars(store: AssetStore) -> dict[str, Sidecar]:
 
 
 def ledger_total(store: AssetStore) -> float:
-    return SpendLedger(store, "someone-else", now_utc()).period_spent("day")
+    """Spent and held today by every account of the store's ledger."""
+    day = day_of(now_utc())
+    return Ledger(store, month_of(day)).read().period_total(day, "day")
 
 
 # --- the whole story through the command line ----------------------------------------------

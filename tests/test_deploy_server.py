@@ -14,11 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tasks.budget_report import budget_report
 from tasks.catalog import read_catalog
 from tasks.store import AssetStore
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.helpers import write_manifest
+
+# A real Prefect server and process workers: a minute or two in all.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -128,23 +132,88 @@ def test_sharded_run_spreads_over_two_workers_within_rate_and_budget(
 ) -> None:
     ipm, budget, rows = 1200, 3.0, 40
     fake.ipm = ipm  # the server's real limit: any excess shows as a 429
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        f"store: {s3_bucket}/assets\n"
-        f"store_options: {{endpoint_url: '{s3_endpoint}', key: testing, secret: testing}}\n"
-        "provider: openai\n"
-        "renditions: [thumb]\n"
-    )
+    config = _s3_config(tmp_path, s3_bucket, s3_endpoint, "renditions: [thumb]\n")
     manifest = write_manifest(
         str(tmp_path / "m.csv"), [{"id": f"r{i}", "prompt": f"image {i}"} for i in range(rows)]
     )
-    env = {
+    env = _env(prefect_server, fake)
+    cmd = [str(BIN / "assetgen"), "run", manifest, "-c", str(config), "--shards", "4"]
+    cmd += ["--ipm", str(ipm), "--budget", str(budget), "--json"]
+    done = _run_on_two_workers(env, cmd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    shards = summary["shards"]
+    assert [s["state"] for s in shards] == ["Completed"] * 4
+    assert {s["worker"] for s in shards} == {"w1", "w2"}
+    # Every row done once.
+    store = AssetStore(f"{s3_bucket}/assets", {"endpoint_url": s3_endpoint})
+    assert len(store.existing()) == rows == fake.images_billed == summary["generated"]
+    assert read_catalog(store).num_rows == rows
+    # Shares of the rate add up to the run's; the budget is one cap for all shards.
+    assert sum(s["ipm"] for s in shards) == pytest.approx(ipm)
+    assert all(s["budget_usd"] == budget for s in shards)
+    assert summary["cost_usd"] == pytest.approx(fake.billed_usd, abs=1e-6)
+    assert fake.billed_usd <= budget
+    assert fake.count(429) == 0  # the combined rate never went past the server's limit
+    assert summary["warnings"] == []  # a shared store
+
+
+def test_a_period_cap_over_shards_holds_as_one_cap(
+    prefect_server: dict[str, str],
+    fake: FakeOpenAI,
+    s3_endpoint: str,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    cap, rows = 0.30, 16  # a medium image is ~$0.053: five fit the cap, whichever shard
+    fake.latency_s = 0.5
+    config = _s3_config(
+        tmp_path,
+        s3_bucket,
+        s3_endpoint,
+        f"budget: {{cap_usd: null, period: day, period_cap_usd: {cap}}}\n",
+    )
+    manifest = write_manifest(
+        str(tmp_path / "m.csv"), [{"id": f"p{i}", "prompt": f"poster {i}"} for i in range(rows)]
+    )
+    cmd = [str(BIN / "assetgen"), "run", manifest, "-c", str(config), "--shards", "4"]
+    done = _run_on_two_workers(_env(prefect_server, fake), [*cmd, "--ipm", "240", "--json"])
+    assert done.returncode == 1, done.stderr[-3000:]  # some rows were left for budget
+    summary = json.loads(done.stdout)
+    assert fake.billed_usd <= cap + 1e-9
+    assert summary["cost_usd"] == pytest.approx(fake.billed_usd, abs=1e-6)
+    assert summary["generated"] == fake.images_billed >= 5 - 3  # at most one stranded a shard
+    assert summary["generated"] + summary["budget_exhausted"] == rows
+    assert summary["period"]["left_after_usd"] == pytest.approx(cap - fake.billed_usd, abs=1e-6)
+    store = AssetStore(f"{s3_bucket}/assets", {"endpoint_url": s3_endpoint})
+    (period,) = budget_report(store, "day", cap)
+    shards = [a for a in period.accounts if a.kind == "shard"]
+    assert {a.group for a in shards} == {summary["run_id"]} and len(shards) >= 1
+    assert period.spent_usd == pytest.approx(fake.billed_usd, abs=1e-6)
+
+
+def _s3_config(tmp_path: Path, bucket: str, endpoint: str, extra: str) -> Path:
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"store: {bucket}/assets\n"
+        f"store_options: {{endpoint_url: '{endpoint}', key: testing, secret: testing}}\n"
+        "provider: openai\n" + extra
+    )
+    return config
+
+
+def _env(prefect_server: dict[str, str], fake: FakeOpenAI) -> dict[str, str]:
+    return {
         **prefect_server,
         "OPENAI_API_KEY": FAKE_KEY,
         "OPENAI_BASE_URL": fake.base_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
+
+
+def _run_on_two_workers(env: dict[str, str], cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """`cmd` (a sharded run) while two process workers, w1 and w2, serve the pool."""
     workers = [
         subprocess.Popen(
             [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--limit", "2"],
@@ -156,27 +225,9 @@ def test_sharded_run_spreads_over_two_workers_within_rate_and_budget(
         for name in ("w1", "w2")
     ]
     try:
-        cmd = [str(BIN / "assetgen"), "run", manifest, "-c", str(config), "--shards", "4"]
-        cmd += ["--ipm", str(ipm), "--budget", str(budget), "--json"]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     finally:
         for worker in workers:
             worker.terminate()
         for worker in workers:
             worker.wait(30)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout)
-    shards = summary["shards"]
-    assert [s["state"] for s in shards] == ["Completed"] * 4
-    assert {s["worker"] for s in shards} == {"w1", "w2"}
-    # Every row done once.
-    store = AssetStore(f"{s3_bucket}/assets", {"endpoint_url": s3_endpoint})
-    assert len(store.existing()) == rows == fake.images_billed == summary["generated"]
-    assert read_catalog(store).num_rows == rows
-    # Shares of rate and budget add up to the run's, and were kept.
-    assert sum(s["ipm"] for s in shards) == pytest.approx(ipm)
-    assert sum(s["budget_usd"] for s in shards) == pytest.approx(budget)
-    assert summary["cost_usd"] == pytest.approx(fake.billed_usd, abs=1e-6)
-    assert fake.billed_usd <= budget
-    assert fake.count(429) == 0  # the combined rate never went past the server's limit
-    assert summary["warnings"] == []  # a shared store

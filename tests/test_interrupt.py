@@ -10,9 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tasks.store import AssetStore
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
+from tests.processes import descendants, still_running
+
+# Each runs `assetgen` in subprocesses with their own Prefect server.
+pytestmark = pytest.mark.slow
 
 
 def _wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
@@ -85,8 +91,10 @@ def test_sigkill_mid_run_then_rerun_pays_each_image_once(fake: FakeOpenAI, tmp_p
     cmd, env, store = _twelve_row_run(fake, tmp_path, ipm=240)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: fake.images_billed >= 3, 120, proc)
+    started = descendants(proc.pid)
     proc.kill()
     proc.wait(timeout=30)
+    _assert_none_outlives(started)
     sent_by_first = len(fake.requests)
     _wait_for_server_idle(fake)
     stored_by_first = len(AssetStore(str(store)).existing())
@@ -118,6 +126,13 @@ def test_sigkill_mid_run_then_rerun_pays_each_image_once(fake: FakeOpenAI, tmp_p
     assert all(len(r["renditions"]) == 2 for r in rows)
     # Paid twice only for what was in flight when the process died.
     assert fake.images_billed == 12 + lost
+
+
+def _assert_none_outlives(started: set[int]) -> None:
+    """The processes a killed run started (its Prefect server, rendition workers) end with it."""
+    assert started
+    left = still_running(started, within_s=10)
+    assert not left, [Path(f"/proc/{p}/cmdline").read_bytes() for p in left]
 
 
 def _wait_for_server_idle(fake: FakeOpenAI) -> None:
@@ -162,8 +177,10 @@ def test_sigkill_during_renditions_then_rerun_finishes_them_without_regenerating
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(original_without_renditions, 120, proc)
+    started = descendants(proc.pid)
     proc.kill()
     proc.wait(timeout=30)
+    _assert_none_outlives(started)
     first_run = {
         p.parent.name: json.loads(p.read_text())["run_id"] for p in store.glob("*/asset.json")
     }

@@ -105,8 +105,13 @@ def test_period_cap_counts_earlier_runs_into_the_same_store(tmp_path: Path) -> N
         "id,prompt,quality\n" + "".join(f"x{i},another image {i},high\n" for i in range(5))
     )
     second = _json(_run(other, "-c", config, "--store", store, "--json", *FAST))
-    assert second["budget_usd"] == pytest.approx(0.2 - first["cost_usd"], abs=1e-6)
+    period = second["period"]
+    assert period["period"] == "month" and period["cap_usd"] == 0.2
+    assert period["spent_before_usd"] == pytest.approx(first["cost_usd"], abs=1e-6)
     assert first["cost_usd"] + second["cost_usd"] <= 0.2
+    assert period["left_after_usd"] == pytest.approx(
+        0.2 - first["cost_usd"] - second["cost_usd"], abs=1e-6
+    )
     assert second["budget_exhausted"] > 0
 
 
