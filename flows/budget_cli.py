@@ -87,7 +87,7 @@ def _print_period(console: Console, store: str, r: PeriodReport) -> None:
     for a in r.accounts:
         table.add_row(
             a.id,
-            a.kind if a.group == a.id else f"{a.kind} of {a.group}",
+            a.kind,  # a shard's or batch's id starts with its run's
             f"{a.opened_at:%Y-%m-%d %H:%M:%S}",
             format_usd(a.spent_usd),
             format_usd(a.held_usd),
