@@ -52,9 +52,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.catalog_cli import TABLE_COLUMNS
-from tasks import catalog as cat
-from tasks.store import AssetStore, asset_folder
+from assetgen.flows.cli.catalog import TABLE_COLUMNS
+from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.store.assets import AssetStore, asset_folder
 
 CATEGORIES = ["chairs", "tables", "lamps", "sofas", "rugs", "mugs", "shelves", "beds"]
 COLORS = ["red", "blue", "oak", "walnut", "black", "white", "grey", "green"]

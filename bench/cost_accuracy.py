@@ -32,15 +32,15 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.capabilities import load_model_table
-from tasks.config import load_job_config
-from tasks.generate import generate
-from tasks.manifest import Reject
-from tasks.openai_provider import OpenAIProvider
-from tasks.plan import Job, Planner
-from tasks.pricing import load_price_table
-from tasks.rows import RowContext
-from tasks.store import AssetStore, now_utc
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.config.models import load_model_table
+from assetgen.tasks.generation.openai_images import OpenAIProvider
+from assetgen.tasks.generation.run import generate
+from assetgen.tasks.manifest.read import Reject
+from assetgen.tasks.manifest.rows import RowContext
+from assetgen.tasks.plan.jobs import Job, Planner
+from assetgen.tasks.plan.pricing import load_price_table
+from assetgen.tasks.store.assets import AssetStore, now_utc
 from tests.fakes.images_api import FakeOpenAI
 from tests.helpers import write_manifest
 

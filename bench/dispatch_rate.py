@@ -23,12 +23,12 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.config import load_job_config
-from tasks.generate import generate
-from tasks.openai_provider import OpenAIProvider
-from tasks.plan import Job, asset_id
-from tasks.pricing import estimate_job_cost, load_price_table
-from tasks.store import AssetStore, now_utc
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.generation.openai_images import OpenAIProvider
+from assetgen.tasks.generation.run import generate
+from assetgen.tasks.plan.jobs import Job, asset_id
+from assetgen.tasks.plan.pricing import estimate_job_cost, load_price_table
+from assetgen.tasks.store.assets import AssetStore, now_utc
 from tests.fakes.images_api import FakeOpenAI
 
 KEY = "sk-bench"

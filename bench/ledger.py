@@ -34,14 +34,14 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from assetgen.tasks.budget.claims import Caps, LedgerAccount
+from assetgen.tasks.budget.ledger import LEDGER, Entry
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.generation.openai_images import OpenAIProvider
+from assetgen.tasks.generation.run import generate
+from assetgen.tasks.plan.pricing import load_price_table
+from assetgen.tasks.store.assets import AssetStore, now_utc
 from bench.dispatch_rate import KEY, make_jobs, steady_rate
-from tasks.claims import Caps, LedgerAccount
-from tasks.config import load_job_config
-from tasks.generate import generate
-from tasks.ledger import LEDGER, Entry
-from tasks.openai_provider import OpenAIProvider
-from tasks.pricing import load_price_table
-from tasks.store import AssetStore, now_utc
 from tests.fakes.images_api import FakeOpenAI
 
 

@@ -33,7 +33,8 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.render import Preset, Rendered, load_presets, prepare, render_all, render_one
+from assetgen.tasks.renditions.presets import Preset, load_presets
+from assetgen.tasks.renditions.render import Rendered, prepare, render_all, render_one
 
 ROOT = Path(__file__).resolve().parent.parent
 

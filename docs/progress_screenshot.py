@@ -21,10 +21,10 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flows.cli import _print_run  # noqa: E402
-from flows.generate import generate_assets  # noqa: E402
-from flows.run_display import render  # noqa: E402
-from tasks.progress import Snapshot, Watch, displaying  # noqa: E402
+from assetgen.flows.cli.run import _print_run  # noqa: E402
+from assetgen.flows.cli.run_display import render  # noqa: E402
+from assetgen.flows.generate import generate_assets  # noqa: E402
+from assetgen.tasks.reporting.progress import Snapshot, Watch, displaying  # noqa: E402
 
 OUT = ROOT / "docs" / "img" / "progress.svg"
 JOBS = 60

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: tests/ and tasks/ import from the repo
+sys.path.insert(0, str(REPO))  # run as a script: tests/ imports from the repo
 
-from tasks.report import report_folder  # noqa: E402
+from assetgen.tasks.reporting.contact_sheet import report_folder  # noqa: E402
 from tests.browser import Chromium, find_chromium  # noqa: E402
 
 WIDTH = 1280

@@ -7,13 +7,14 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.generate import RUNS, TASK_OPTIONS, complete_stored, new_run_id
-from tasks.batch import BatchRecord
-from tasks.batch_collect import CollectReport, collect
-from tasks.config import JobConfig, load_job_config
-from tasks.pricing import load_price_table
-from tasks.report import listed_existing_ids, write_report
-from tasks.store import AssetStore, now_utc
+from assetgen.flows.generate import TASK_OPTIONS, complete_stored
+from assetgen.tasks.batch.collect import CollectReport, collect
+from assetgen.tasks.batch.records import BatchRecord
+from assetgen.tasks.config.job import JobConfig, load_job_config
+from assetgen.tasks.plan.pricing import load_price_table
+from assetgen.tasks.reporting.contact_sheet import listed_existing_ids, write_report
+from assetgen.tasks.store.assets import AssetStore, now_utc
+from assetgen.tasks.store.runs import RUNS, new_run_id
 
 
 @task(name="collect", **TASK_OPTIONS)

@@ -78,7 +78,7 @@ def _start() -> tuple[subprocess.Popen[bytes], str]:
     for _ in range(START_ATTEMPTS):
         port = _free_port()
         get_logger("assetgen").info("Starting a local Prefect server on 127.0.0.1:%d", port)
-        command = [sys.executable, "-m", "flows.local_server", str(port), str(os.getpid())]
+        command = [sys.executable, "-m", "assetgen.flows.local_server", str(port), str(os.getpid())]
         server = subprocess.Popen(command, env=env)
         url = f"http://127.0.0.1:{port}/api"
         if _wait_healthy(server, url):
@@ -111,7 +111,7 @@ def main() -> None:
     """The server process: Prefect's API on 127.0.0.1:PORT until PARENT_PID is gone."""
     import uvicorn
 
-    from tasks.lifetime import exit_with_parent
+    from assetgen.tasks.runtime.lifetime import exit_with_parent
 
     exit_with_parent(int(sys.argv[2]))
     uvicorn.run(

@@ -7,11 +7,12 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.generate import TASK_OPTIONS, new_run_id
-from tasks import catalog as cat
-from tasks.config import ConfigError, load_job_config
-from tasks.postprocess import refresh_assets
-from tasks.store import AssetStore, asset_folder, now_utc
+from assetgen.flows.generate import TASK_OPTIONS
+from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.config.job import ConfigError, load_job_config
+from assetgen.tasks.renditions.postprocess import refresh_assets
+from assetgen.tasks.store.assets import AssetStore, asset_folder, now_utc
+from assetgen.tasks.store.runs import new_run_id
 
 
 @task(name="select-assets", **TASK_OPTIONS)

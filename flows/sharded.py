@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -24,24 +25,21 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import StateType
 
-from flows.generate import (
-    RUNS,
+from assetgen.flows.generate import (
     TASK_OPTIONS,
     complete_stored,
     contact_sheet,
     generate_images,
-    merge_partitions,
-    new_run_id,
-    outcome_counts,
     plan_jobs,
-    plan_part,
-    publish_artifacts,
     skip_existing,
 )
-from tasks.config import ConfigError, JobConfig, load_job_config
-from tasks.generate import open_account, period_figures
-from tasks.plan import Job
-from tasks.store import AssetStore, now_utc
+from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
+from assetgen.tasks.generation.run import open_account, period_figures
+from assetgen.tasks.plan.jobs import Job
+from assetgen.tasks.reporting.artifacts import publish_artifacts
+from assetgen.tasks.reporting.summary import merge_partitions, outcome_counts, plan_part
+from assetgen.tasks.store.assets import AssetStore, now_utc
+from assetgen.tasks.store.runs import RUNS, new_run_id
 
 SHARD_DEPLOYMENT = "generate_shard/generate-shard"
 POLL_S = 2.0
@@ -151,8 +149,8 @@ def generate_sharded(
     """Generate `manifest` as `shards` runs of `deployment` on its work pool; one summary."""
     if shards < 1:
         raise ConfigError("shards must be at least 1")
-    started = time.monotonic()
-    run_id = run_id or new_run_id(now_utc())
+    started, started_at = time.monotonic(), now_utc()
+    run_id = run_id or new_run_id(started_at)
     overrides = overrides or {}
     cfg = load_job_config(config, overrides)
     if cfg.mode == "batch":
@@ -167,7 +165,7 @@ def generate_sharded(
         )
         logger.warning(warnings[-1])
     # The parent spends nothing itself; its account only reads the period's figures.
-    account = open_account(cfg, store, run_id, now_utc())
+    account = open_account(cfg, store, run_id, started_at)
     before = account.period_total()
     planned = plan_jobs(manifest, fmt, cfg, store.uri(f"{RUNS}/{run_id}/rejects.csv"))
     todo = skip_existing(store, planned.jobs)
@@ -179,6 +177,7 @@ def generate_sharded(
             "overrides": shard_overrides(cfg, overrides, shards),
             "run_id": run_id,
             "shard": i,
+            "started_at": started_at.isoformat(),
         }
         for i in range(shards)
     ]
@@ -274,16 +273,21 @@ def generate_shard(
     shard: int,
     config: str | None = None,
     overrides: dict[str, Any] | None = None,
+    started_at: str | None = None,
 ) -> dict[str, Any]:
-    """One shard of a sharded run: the jobs at `jobs` (a path in the store), nothing else."""
-    started_at = now_utc()
+    """One shard of a sharded run: the jobs at `jobs` (a path in the store), nothing else.
+
+    `started_at` (ISO 8601): when the sharded run started; its spend counts in
+    that period, whenever the shard runs.
+    """
+    started = datetime.fromisoformat(started_at) if started_at else now_utc()
     cfg = load_job_config(config, overrides)
     store = AssetStore(cfg.store, cfg.store_options)
     mine = [Job.model_validate_json(line) for line in store.read_bytes(jobs).splitlines() if line]
     # Checked again here: another run may have made some of them meanwhile.
     todo = skip_existing(store, mine)
     shard_run = f"{run_id}-s{shard}"
-    report = generate_images(todo.jobs, cfg, store, shard_run, started_at, group=run_id)
+    report = generate_images(todo.jobs, cfg, store, shard_run, started, group=run_id)
     summary = {
         "run_id": shard_run,
         "shard": shard,

@@ -11,11 +11,11 @@ from typing import Any
 import fsspec
 import pytest
 
-from tasks.capabilities import ModelCaps, load_model_table
-from tasks.config import JobConfig, load_job_config
-from tasks.plan import Planner
-from tasks.pricing import PriceTable, load_price_table
-from tasks.rows import RowContext
+from assetgen.tasks.config.job import JobConfig, load_job_config
+from assetgen.tasks.config.models import ModelCaps, load_model_table
+from assetgen.tasks.manifest.rows import RowContext
+from assetgen.tasks.plan.jobs import Planner
+from assetgen.tasks.plan.pricing import PriceTable, load_price_table
 from tests.fakes.images_api import FakeOpenAI
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

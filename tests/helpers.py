@@ -11,8 +11,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.manifest import Reject
-from tasks.plan import Job, Planner
+from assetgen.tasks.manifest.read import Reject
+from assetgen.tasks.plan.jobs import Job, Planner
 
 
 def write_manifest(url: str, rows: list[dict[str, Any]], fmt: str | None = None) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.plan import asset_id
+from assetgen.tasks.plan.jobs import asset_id
 from tests.helpers import plan_all, write_manifest
 
 BASE = {

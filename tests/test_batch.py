@@ -16,18 +16,18 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.generate import skip_existing
-from tasks.batch import BatchBook, split_batches
-from tasks.batch_collect import CollectReport, collect
-from tasks.batch_submit import SubmitReport, submit
-from tasks.catalog import read_catalog
-from tasks.config import JobConfig, load_job_config
-from tasks.generate import generate
-from tasks.ledger import Ledger, day_of, month_of
-from tasks.plan import Job, Planner
-from tasks.pricing import PriceTable
-from tasks.store import SIDECAR, AssetStore, Sidecar, now_utc
+from assetgen.flows.cli.app import app
+from assetgen.flows.generate import skip_existing
+from assetgen.tasks.batch.collect import CollectReport, collect
+from assetgen.tasks.batch.records import BatchBook, split_batches
+from assetgen.tasks.batch.submit import SubmitReport, submit
+from assetgen.tasks.budget.ledger import Ledger, day_of, month_of
+from assetgen.tasks.catalog.table import read_catalog
+from assetgen.tasks.config.job import JobConfig, load_job_config
+from assetgen.tasks.generation.run import generate
+from assetgen.tasks.plan.jobs import Job, Planner
+from assetgen.tasks.plan.pricing import PriceTable
+from assetgen.tasks.store.assets import SIDECAR, AssetStore, Sidecar, now_utc
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.helpers import plan_all, write_manifest
@@ -258,7 +258,7 @@ def test_collect_killed_before_renditions_is_completed_by_the_next(
 
     with monkeypatch.context() as m:
         m.setattr(AssetStore, "write_asset", die_after_two)
-        m.setattr("tasks.postprocess.PostProcessor.submit", nothing)
+        m.setattr("assetgen.tasks.renditions.postprocess.PostProcessor.submit", nothing)
         for _ in range(5):
             if do_collect(store, prices).errors:
                 break
@@ -416,10 +416,10 @@ def test_batch_mode_needs_the_openai_provider(tmp_path: Path) -> None:
 
 COLLECT_SCRIPT = """
 import json, resource, sys
-from tasks.batch_collect import collect
-from tasks.config import load_job_config
-from tasks.pricing import load_price_table
-from tasks.store import AssetStore
+from assetgen.tasks.batch.collect import collect
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.plan.pricing import load_price_table
+from assetgen.tasks.store.assets import AssetStore
 cfg = load_job_config(None, {"provider": "openai", "mode": "batch", "renditions": [],
                              "batch.poll_s": 0.01})
 r = collect(AssetStore(sys.argv[1]), cfg, load_price_table(), "collect", wait=True)

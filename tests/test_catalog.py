@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from tasks import catalog as cat
-from tasks.providers import Usage
-from tasks.store import AssetStore, Sidecar, UnsafePath, asset_folder
+from assetgen.flows.cli.app import app
+from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.generation.providers import Usage
+from assetgen.tasks.store.assets import AssetStore, Sidecar, UnsafePath, asset_folder
 
 
 def sidecar(asset_id: str, **over: Any) -> Sidecar:
@@ -514,10 +514,10 @@ def test_a_merge_that_fails_or_loses_a_part_changes_nothing(store: AssetStore, m
 def test_a_generation_run_leaves_one_catalog_part(
     store: AssetStore, make_planner, prices, tmp_path: Path, monkeypatch
 ) -> None:
-    from tasks.config import load_job_config
-    from tasks.generate import generate
-    from tasks.placeholder import PlaceholderProvider
-    from tasks.store import now_utc
+    from assetgen.tasks.config.job import load_job_config
+    from assetgen.tasks.generation.placeholder import PlaceholderProvider
+    from assetgen.tasks.generation.run import generate
+    from assetgen.tasks.store.assets import now_utc
     from tests.helpers import plan_all, write_manifest
 
     monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
@@ -562,7 +562,7 @@ def test_read_matching_returns_every_stored_row_matching_any_column(store: Asset
 def test_incomplete_names_stored_assets_the_catalog_lacks_or_lists_without_a_preset(
     store: AssetStore,
 ) -> None:
-    from tasks.postprocess import incomplete
+    from assetgen.tasks.renditions.postprocess import incomplete
 
     def rendition(name: str) -> dict[str, Any]:
         return {"name": name, "uri": f"x/{name}.webp", "width": 1, "height": 1, "format": "webp"}

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from flows.cli import app
+from assetgen.flows.cli.app import app
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MANIFEST = EXAMPLES / "manifest.csv"
@@ -76,8 +76,8 @@ def test_plan_example_manifest_json(tmp_path: Path) -> None:
     assert rows == 5 and jobs == 6  # the example itself, so a change there is noticed
     assert data["manifest"] == str(MANIFEST)
     assert data["rows"] == rows
-    assert data["valid_rows"] == rows
-    assert data["rejected_rows"] == 0
+    assert data["valid"] == data["valid_rows"] == rows  # the second name: an alias
+    assert data["rejected"] == data["rejected_rows"] == 0
     assert data["jobs"] == jobs
     assert data["duplicate_jobs"] == 0
     cost = data["cost_usd"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.config import ConfigError, load_job_config
+from assetgen.tasks.config.job import ConfigError, load_job_config
 
 
 def test_default_config_loads() -> None:

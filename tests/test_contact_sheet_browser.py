@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows.cli import app
-from tasks.report import report_folder, write_report
-from tasks.store import AssetStore
+from assetgen.flows.cli.app import app
+from assetgen.tasks.reporting.contact_sheet import report_folder, write_report
+from assetgen.tasks.store.assets import AssetStore
 from tests.browser import Chromium, Page, find_chromium
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI

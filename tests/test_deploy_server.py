@@ -9,14 +9,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tasks.budget_report import budget_report
-from tasks.catalog import read_catalog
-from tasks.store import AssetStore
+from assetgen.tasks.budget.report import budget_report
+from assetgen.tasks.catalog.table import read_catalog
+from assetgen.tasks.store.assets import AssetStore
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.helpers import write_manifest
@@ -186,7 +187,8 @@ def test_a_period_cap_over_shards_holds_as_one_cap(
     assert summary["generated"] + summary["budget_exhausted"] == rows
     assert summary["period"]["left_after_usd"] == pytest.approx(cap - fake.billed_usd, abs=1e-6)
     store = AssetStore(f"{s3_bucket}/assets", {"endpoint_url": s3_endpoint})
-    (period,) = budget_report(store, "day", cap)
+    day = date.fromisoformat(summary["period"]["key"])
+    period = budget_report(store, "day", cap, since=day)[0]
     shards = [a for a in period.accounts if a.kind == "shard"]
     assert {a.group for a in shards} == {summary["run_id"]} and len(shards) >= 1
     assert period.spent_usd == pytest.approx(fake.billed_usd, abs=1e-6)

@@ -11,8 +11,8 @@ import yaml
 from prefect import Flow
 from prefect.client.schemas.schedules import CronSchedule
 
-from flows.serve import load_flow, served_deployments
-from tasks.config import load_job_config
+from assetgen.flows.deployments import load_flow, served_deployments
+from assetgen.tasks.config.job import load_job_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = ROOT / "deployments" / "prefect.yaml"

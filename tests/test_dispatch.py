@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tasks.budget import Budget
-from tasks.dispatch import Attempted, Dispatcher, JobOutcome, RetryPolicy
-from tasks.limiter import RateLimiter
-from tasks.plan import Job
-from tasks.pricing import PriceTable
-from tasks.providers import ImageResult, ProviderError, Usage
+from assetgen.tasks.budget.reservations import Budget
+from assetgen.tasks.generation.dispatch import Attempted, Dispatcher, JobOutcome, RetryPolicy
+from assetgen.tasks.generation.limiter import RateLimiter
+from assetgen.tasks.generation.providers import ImageResult, ProviderError, Usage
+from assetgen.tasks.plan.jobs import Job
+from assetgen.tasks.plan.pricing import PriceTable
 
 FAST = 60_000_000  # per minute: the limiter never waits
 

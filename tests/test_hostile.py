@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks import references
-from tasks.config import load_job_config
-from tasks.generate import generate
-from tasks.placeholder import PlaceholderProvider
-from tasks.plan import Planner
-from tasks.pricing import PriceTable
-from tasks.store import AssetStore, now_utc
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.generation.placeholder import PlaceholderProvider
+from assetgen.tasks.generation.run import generate
+from assetgen.tasks.manifest import references
+from assetgen.tasks.plan.jobs import Planner
+from assetgen.tasks.plan.pricing import PriceTable
+from assetgen.tasks.store.assets import AssetStore, now_utc
 from tests.helpers import plan_all, write_manifest
 
 
@@ -128,7 +128,7 @@ def test_unbalanced_quote_is_a_reject_not_a_silent_merge(
 
 
 def test_utf16_manifest_is_one_clear_error(tmp_path: Path) -> None:
-    from tasks.manifest import ManifestError, read_manifest
+    from assetgen.tasks.manifest.read import ManifestError, read_manifest
 
     path = tmp_path / "m.csv"
     path.write_text("id,prompt\na,hello\n", encoding="utf-16")

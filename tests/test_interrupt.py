@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.store import AssetStore
+from assetgen.tasks.store.assets import AssetStore
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.processes import descendants, still_running

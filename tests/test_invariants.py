@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.plan import Planner
-from tasks.store import asset_folder
+from assetgen.tasks.plan.jobs import Planner
+from assetgen.tasks.store.assets import asset_folder
 from tests.helpers import plan_all, write_manifest
 
 TEXT = st.text(

@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tasks.budget_report import budget_report
-from tasks.claims import Caps, Heartbeat, LedgerAccount, close_account, grant, heartbeat_path
-from tasks.ledger import (
+from assetgen.tasks.budget.claims import (
+    Caps,
+    Heartbeat,
+    LedgerAccount,
+    close_account,
+    grant,
+    heartbeat_path,
+)
+from assetgen.tasks.budget.ledger import (
     LEDGER,
     SNAPSHOT_EVERY,
     Account,
@@ -23,7 +29,8 @@ from tasks.ledger import (
     day_of,
     month_of,
 )
-from tasks.store import AssetStore
+from assetgen.tasks.budget.report import budget_report
+from assetgen.tasks.store.assets import AssetStore
 
 STARTED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DAY = day_of(STARTED)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tasks.limiter import BACKOFF_FACTOR, RateLimiter
+from assetgen.tasks.generation.limiter import BACKOFF_FACTOR, RateLimiter
 
 
 def _acquire_times(limiter: RateLimiter, count: int) -> list[float]:

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tasks.manifest import ManifestError, RawRow, Reject, detect_format, read_manifest
-from tasks.plan import Planner
+from assetgen.tasks.manifest.read import ManifestError, RawRow, Reject, detect_format, read_manifest
+from assetgen.tasks.plan.jobs import Planner
 from tests.helpers import plan_all, write_manifest
 
 FORMATS = ("csv", "parquet", "jsonl")

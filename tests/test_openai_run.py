@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows.cli import app
-from tasks.config import load_job_config
-from tasks.generate import GenerationReport, generate
-from tasks.openai_provider import OpenAIProvider
-from tasks.plan import Planner
-from tasks.pricing import PriceTable
-from tasks.store import AssetStore, now_utc
+from assetgen.flows.cli.app import app
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.generation.openai_images import OpenAIProvider
+from assetgen.tasks.generation.run import GenerationReport, generate
+from assetgen.tasks.plan.jobs import Planner
+from assetgen.tasks.plan.pricing import PriceTable
+from assetgen.tasks.store.assets import AssetStore, now_utc
 from tests.conftest import FAKE_KEY as KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.helpers import plan_all, write_manifest

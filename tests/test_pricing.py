@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.pricing import ImageInputRule, PriceTable, estimate_job_cost, output_tokens
+from assetgen.tasks.plan.pricing import ImageInputRule, PriceTable, estimate_job_cost, output_tokens
 
 
 def _output_only(prices: PriceTable, size: str, quality: str):

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from flows.run_display import render
-from tasks.dispatch import JobOutcome
-from tasks.plan import Job
-from tasks.progress import Progress, Snapshot, Watch, format_duration, watched
+from assetgen.flows.cli.run_display import render
+from assetgen.tasks.generation.dispatch import JobOutcome
+from assetgen.tasks.plan.jobs import Job
+from assetgen.tasks.reporting.progress import Progress, Snapshot, Watch, format_duration, watched
 from tests.test_run import MANIFEST, _artifact
 
 CLI = str(Path(sys.executable).parent / "assetgen")
@@ -190,7 +190,7 @@ def test_off_a_terminal_progress_goes_to_plain_log_lines(
 def test_a_run_publishes_progress_outcome_partition_and_summary_artifacts(
     prefect_harness: None, tmp_path: Path
 ) -> None:
-    from flows.generate import generate_assets
+    from assetgen.flows.generate import generate_assets
 
     manifest = tmp_path / "m.csv"
     rows = [f"r{i},{'chairs' if i < 3 else 'lamps'},a photo of item {i}" for i in range(5)]
@@ -218,7 +218,7 @@ def test_a_run_publishes_progress_outcome_partition_and_summary_artifacts(
 
 
 def test_partition_table_keeps_the_biggest_and_sums_the_rest() -> None:
-    from flows.generate import MAX_PARTITIONS, merge_partitions
+    from assetgen.tasks.reporting.summary import MAX_PARTITIONS, merge_partitions
 
     counts = [{"partition": f"sku={i:03d}", "generated": 1, "cost_usd": 0.5} for i in range(120)]
     counts += [{"partition": "sku=big", "generated": 5, "failed": 2, "cost_usd": 2.5}]
@@ -241,7 +241,7 @@ def test_partition_table_keeps_the_biggest_and_sums_the_rest() -> None:
 def test_artifacts_link_the_contact_sheet_and_a_sample_of_local_images(
     prefect_harness: None, tmp_path: Path
 ) -> None:
-    from flows.generate import generate_assets
+    from assetgen.flows.generate import generate_assets
 
     s = generate_assets(str(MANIFEST), None, {"store": str(tmp_path / "s"), "limits.ipm": 6000})
     assert s["report"].endswith(f"_reports/{s['run_id']}/index.html")
@@ -261,7 +261,8 @@ def test_an_s3_run_publishes_presigned_image_artifacts_a_browser_can_load(
     import fsspec
     import httpx
 
-    from flows.generate import SAMPLE_IMAGES, generate_assets
+    from assetgen.flows.generate import generate_assets
+    from assetgen.tasks.reporting.artifacts import SAMPLE_IMAGES
 
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,prompt\n" + "".join(f"r{i},picture {i}\n" for i in range(8)))

@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms, ImageDraw
 
-from tasks import render
-from tasks.render import (
-    PROVENANCE_URI,
-    Preset,
-    Rendered,
-    avif_supported,
-    load_presets,
-    prepare,
-    read_provenance,
-    render_all,
-    render_one,
-)
+from assetgen.tasks.renditions import presets, render
+from assetgen.tasks.renditions.presets import Preset, avif_supported, load_presets
+from assetgen.tasks.renditions.provenance import PROVENANCE_URI, provenance_xmp, read_provenance
+from assetgen.tasks.renditions.render import Rendered, prepare, render_all, render_one
 
 FORMATS = ["jpeg", "webp", "png"] + (["avif"] if avif_supported() else [])
 PIL_NAMES = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG", "avif": "AVIF"}
@@ -174,7 +166,7 @@ def test_every_format_with_its_quality(fmt):
 
 
 def test_avif_is_refused_where_pillow_lacks_it(monkeypatch):
-    monkeypatch.setattr(render, "avif_supported", lambda: False)
+    monkeypatch.setattr(presets, "avif_supported", lambda: False)
     with pytest.raises(ValueError, match="avif"):
         Preset(long_edge=10, format="avif")
 
@@ -444,7 +436,7 @@ def test_read_provenance_elsewhere():
     ).encode()
     assert read_provenance(encode(content(16, 16), "JPEG", xmp=xmp)) == PROVENANCE_URI
     # found in the bytes even where Pillow cannot decode the container
-    assert read_provenance(b"\0\0junk" + render.provenance_xmp() + b"junk") == PROVENANCE_URI
+    assert read_provenance(b"\0\0junk" + provenance_xmp() + b"junk") == PROVENANCE_URI
 
 
 # ---------------------------------------------------------------- presets

@@ -14,10 +14,11 @@ from urllib.parse import unquote
 import pytest
 from typer.testing import CliRunner, Result
 
-from flows.cli import app
-from tasks import catalog as cat
-from tasks import report as rep
-from tasks.store import AssetStore, UnsafePath, asset_folder
+from assetgen.flows.cli.app import app
+from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.reporting import contact_sheet as rep
+from assetgen.tasks.reporting.cards import group_key
+from assetgen.tasks.store.assets import AssetStore, UnsafePath, asset_folder
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.helpers import write_manifest
@@ -83,7 +84,7 @@ def test_entries_cover_generated_failed_and_rejected_rows_grouped_by_partition(
     assert report.counts == {"generated": 4, "failed": 1}
     assert [key for key, _ in report.groups()] == ["campaign=fall", "campaign=spring"]
     for key, entries in report.groups():
-        assert all(rep.group_key(e.partition) == key for e in entries)
+        assert all(group_key(e.partition) == key for e in entries)
     fall = dict(report.groups())["campaign=fall"]
     assert [(e.row_id, e.variant) for e in fall] == [("vase", 0), ("vase", 1), ("refused", 0)]
 

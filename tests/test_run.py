@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from flows.cli import app
-from tasks.store import AssetStore
+from assetgen.flows.cli.app import app
+from assetgen.tasks.store.assets import AssetStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MANIFEST = EXAMPLES / "manifest.csv"

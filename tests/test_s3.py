@@ -9,8 +9,8 @@ import fsspec
 import pytest
 from PIL import Image
 
-from tasks.manifest import ManifestError
-from tasks.rejects import rejects_file
+from assetgen.tasks.manifest.read import ManifestError
+from assetgen.tasks.manifest.rejects import rejects_file
 from tests.helpers import plan_all, write_manifest
 
 ROWS = [
@@ -68,13 +68,13 @@ def test_rejects_file_written_whole_to_s3(s3_bucket: str, make_planner) -> None:
 def test_intermittent_s3_write_failures_are_retried_and_leave_nothing_partial(
     s3_bucket: str, make_planner, prices, tmp_path, monkeypatch
 ) -> None:
-    from tasks import catalog
-    from tasks.config import load_job_config
-    from tasks.generate import generate
-    from tasks.placeholder import PlaceholderProvider
-    from tasks.store import AssetStore, now_utc
+    from assetgen.tasks.catalog import table as catalog
+    from assetgen.tasks.config.job import load_job_config
+    from assetgen.tasks.generation.placeholder import PlaceholderProvider
+    from assetgen.tasks.generation.run import generate
+    from assetgen.tasks.store.assets import AssetStore, now_utc
 
-    monkeypatch.setattr("tasks.store.WRITE_BACKOFF_S", 0.001)
+    monkeypatch.setattr("assetgen.tasks.store.assets.WRITE_BACKOFF_S", 0.001)
     manifest = write_manifest(
         str(tmp_path / "m.csv"), [{"id": f"r{i}", "prompt": f"image {i}"} for i in range(6)]
     )

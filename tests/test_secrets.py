@@ -11,9 +11,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from tasks.openai_provider import OpenAIProvider, redact
-from tasks.plan import Job
-from tasks.providers import ProviderError
+from assetgen.tasks.generation.openai_images import OpenAIProvider, redact
+from assetgen.tasks.generation.providers import ProviderError
+from assetgen.tasks.plan.jobs import Job
 from tests.fakes.images_api import FakeOpenAI
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60a8e1c3b5d7f9a2c4"

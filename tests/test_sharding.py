@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.sharded import (
+from assetgen.flows.cli.app import app
+from assetgen.flows.sharded import (
     jobs_path,
     merge_shards,
     shard_of,
@@ -19,9 +19,9 @@ from flows.sharded import (
     summary_path,
     write_shards,
 )
-from tasks.config import load_job_config
-from tasks.plan import Job, Planner
-from tasks.store import AssetStore
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.plan.jobs import Job, Planner
+from assetgen.tasks.store.assets import AssetStore
 from tests.helpers import plan_all, write_manifest
 
 

@@ -12,13 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from assetgen.flows.cli.app import app
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
 from tests.processes import descendants, still_running
@@ -65,11 +66,21 @@ def _finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(out)
 
 
-def _budget(config: Path) -> dict[str, Any]:
-    result = CliRunner().invoke(app, ["budget", "-c", str(config), "--json"])
+def _budget(config: Path, day: str | None = None) -> dict[str, Any]:
+    """`assetgen budget --json` for `day` (default: today, UTC)."""
+    since = ["--since", day] if day else []
+    result = CliRunner().invoke(app, ["budget", "-c", str(config), *since, "--json"])
     assert result.exit_code == 0, result.output
-    (period,) = json.loads(result.stdout)["periods"]
-    return period
+    periods = json.loads(result.stdout)["periods"]
+    return periods[0] if day else periods[-1]
+
+
+def _one_day(*summaries: dict[str, Any]) -> str:
+    """The UTC day the runs count in; a test whose runs straddle midnight is void."""
+    days = {s["period"]["key"] for s in summaries}
+    if len(days) > 1:
+        pytest.skip(f"the runs started on either side of midnight UTC ({sorted(days)})")
+    return days.pop()
 
 
 def _billed(fake: FakeOpenAI, tag: str) -> float:
@@ -94,6 +105,7 @@ def test_a_second_run_started_while_the_first_spends_stays_within_the_cap(
     _wait_for(lambda: fake.images_billed >= 1, 120, first)
     second = _start(_manifest(tmp_path, "B"), config, env, ipm=60)
     a, b = _finish(first), _finish(second)
+    day = _one_day(a, b)
 
     assert fake.billed_usd <= CAP + 1e-9
     assert a["cost_usd"] + b["cost_usd"] == pytest.approx(fake.billed_usd, abs=1e-6)
@@ -101,7 +113,7 @@ def test_a_second_run_started_while_the_first_spends_stays_within_the_cap(
     assert a["budget_exhausted"] + b["budget_exhausted"] == 20 - 5
     # The second saw what the first had spent or held when it started.
     assert b["period"]["spent_before_usd"] > 0
-    period = _budget(config)
+    period = _budget(config, day)
     assert period["spent_usd"] == pytest.approx(fake.billed_usd, abs=1e-6)
     assert period["held_usd"] == 0 and period["died_holding_usd"] == 0
     assert period["left_usd"] == pytest.approx(CAP - fake.billed_usd, abs=1e-6)
@@ -119,6 +131,7 @@ def test_runs_started_at_the_same_instant_share_one_cap(
         _start(_manifest(tmp_path, f"R{i}x", rows=6), config, env, ipm=30) for i in range(runs)
     ]
     summaries = [_finish(p) for p in procs]
+    day = _one_day(*summaries)
 
     assert fake.billed_usd <= CAP + 1e-9
     assert sum(s["generated"] for s in summaries) == fake.images_billed
@@ -126,7 +139,7 @@ def test_runs_started_at_the_same_instant_share_one_cap(
     # most one image's worth per run is left unspent (five fit the cap).
     assert fake.images_billed >= 5 - (runs - 1)
     assert sum(s["cost_usd"] for s in summaries) == pytest.approx(fake.billed_usd, abs=1e-6)
-    period = _budget(config)
+    period = _budget(config, day)
     assert period["spent_usd"] == pytest.approx(fake.billed_usd, abs=1e-6)
     assert period["held_usd"] == 0 and {a["state"] for a in period["accounts"]} == {"ended"}
 
@@ -139,6 +152,7 @@ def test_a_run_cap_and_the_period_cap_hold_together(
     capped = _start(_manifest(tmp_path, "C"), config, env, "--budget", "0.11")
     free = _start(_manifest(tmp_path, "F"), config, env)
     c, f = _finish(capped), _finish(free)
+    _one_day(c, f)
 
     assert _billed(fake, "C") <= 0.11 + 1e-9  # two images, not three
     assert c["generated"] <= 2 and c["budget_usd"] == 0.11
@@ -159,13 +173,15 @@ def test_a_batch_submit_and_an_online_run_share_one_cap(
         app, ["run", batch_manifest, "-c", str(config), "--mode", "batch", "--json"]
     )
     assert submitted.exit_code == 0, submitted.output
-    held = json.loads(submitted.stdout)["batch_reserved_usd"]
-    assert held > 0 and _budget(config)["held_usd"] == pytest.approx(held)
+    sub = json.loads(submitted.stdout)
+    held = sub["batch_reserved_usd"]
+    assert held > 0 and _budget(config, sub["period"]["key"])["held_usd"] == pytest.approx(held)
 
     online = runner.invoke(
         app, ["run", str(_manifest(tmp_path, "O")), "-c", str(config), "--ipm", "600", "--json"]
     )
     o = json.loads(online.stdout)
+    day = _one_day(sub, o)
     assert o["period"]["spent_before_usd"] == pytest.approx(held)
     assert _billed(fake, "O") <= CAP - held + 1e-9 and o["budget_exhausted"] > 0
 
@@ -173,7 +189,7 @@ def test_a_batch_submit_and_an_online_run_share_one_cap(
     collected = runner.invoke(app, ["collect", "-c", str(config), "--wait", "--json"])
     assert collected.exit_code == 0, collected.output
     assert fake.billed_usd <= CAP + 1e-9
-    period = _budget(config)
+    period = _budget(config, day)
     assert period["spent_usd"] == pytest.approx(fake.billed_usd, abs=1e-6)
     assert period["held_usd"] == 0
     states = {r["kind"]: r["state"] for r in period["accounts"]}
@@ -187,6 +203,7 @@ def test_a_run_killed_holding_a_claim_never_lets_the_period_overspend(
     config = _config(tmp_path)
     # Its own local Prefect server, as a user's run has: it must die with the run.
     env = {**_env(fake, None), "PREFECT_HOME": str(tmp_path / "prefect")}
+    day = f"{datetime.now(UTC):%Y-%m-%d}"
     killed = _start(_manifest(tmp_path, "K"), config, env, ipm=120)
     _wait_for(lambda: fake.images_billed >= 1, 120, killed)
     started = descendants(killed.pid)
@@ -199,12 +216,14 @@ def test_a_run_killed_holding_a_claim_never_lets_the_period_overspend(
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
-    period = _budget(config)
+    period = _budget(config, day)
     (dead,) = period["accounts"]
     assert dead["state"] == "died" and dead["held_usd"] > 0
     assert period["died_holding_usd"] == dead["held_usd"]
 
     later = _finish(_start(_manifest(tmp_path, "L"), config, env))
+    if later["period"]["key"] != day:
+        pytest.skip(f"the runs started on either side of midnight UTC ({day})")
     assert later["period"]["spent_before_usd"] == pytest.approx(
         dead["spent_usd"] + dead["held_usd"], abs=1e-6
     )

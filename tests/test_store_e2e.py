@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from flows.cli import app
-from tasks.render import read_provenance
-from tasks.store import AssetStore
+from assetgen.flows.cli.app import app
+from assetgen.tasks.renditions.provenance import read_provenance
+from assetgen.tasks.store.assets import AssetStore
 from tests.conftest import FAKE_KEY
 from tests.fakes.images_api import FakeOpenAI
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from tasks.capabilities import ModelCaps
-from tasks.config import ConfigError, load_job_config
-from tasks.manifest import Reject
-from tasks.plan import Job, Planner
-from tasks.prompts import PromptTemplate, TemplateError
-from tasks.rows import RowContext
+from assetgen.tasks.config.job import ConfigError, load_job_config
+from assetgen.tasks.config.models import ModelCaps
+from assetgen.tasks.manifest.prompts import PromptTemplate, TemplateError
+from assetgen.tasks.manifest.read import Reject
+from assetgen.tasks.manifest.rows import RowContext
+from assetgen.tasks.plan.jobs import Job, Planner
 from tests.helpers import plan_all, write_manifest
 
 TEMPLATE = "Studio photo of the {{ product }} in {{ color }}"

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tasks.capabilities import ModelCaps
-from tasks.config import load_job_config
-from tasks.manifest import Reject
-from tasks.plan import Job, Planner
-from tasks.pricing import PriceTable
-from tasks.rows import RowContext
+from assetgen.tasks.config.job import load_job_config
+from assetgen.tasks.config.models import ModelCaps
+from assetgen.tasks.manifest.read import Reject
+from assetgen.tasks.manifest.rows import RowContext
+from assetgen.tasks.plan.jobs import Job, Planner
+from assetgen.tasks.plan.pricing import PriceTable
 from tests.helpers import plan_all, write_manifest
 
 GOOD = {"id": "ok", "prompt": "A blue ceramic mug on a wooden desk"}

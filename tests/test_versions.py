@@ -15,14 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
 
-from flows.catalog_cli import app as catalog_app
-from tasks import catalog as cat
-from tasks.config import ConfigError, JobConfig, load_job_config
-from tasks.generate import generate
-from tasks.placeholder import PlaceholderProvider
-from tasks.plan import Job, Planner
-from tasks.pricing import PriceTable
-from tasks.store import AssetStore, Sidecar, now_utc
+from assetgen.flows.cli.catalog import app as catalog_app
+from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
+from assetgen.tasks.generation.placeholder import PlaceholderProvider
+from assetgen.tasks.generation.run import generate
+from assetgen.tasks.plan.jobs import Job, Planner
+from assetgen.tasks.plan.pricing import PriceTable
+from assetgen.tasks.store.assets import AssetStore, Sidecar, now_utc
 from tests.helpers import plan_all, write_manifest
 
 ROWS = [
@@ -315,7 +315,7 @@ def test_superseded_works_on_many_chunks_and_an_empty_catalog(tmp_path: Path) ->
 def test_refresh_renders_current_versions_unless_asked(
     refreshed: tuple[AssetStore, list[dict[Slot, str]]], prefect_harness: None
 ) -> None:
-    from flows.refresh import refresh_renditions
+    from assetgen.flows.refresh import refresh_renditions
 
     store, runs = refreshed
     spring = [{a for (row_id, _), a in ids.items() if row_id != "mug"} for ids in runs]

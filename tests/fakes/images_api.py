@@ -58,8 +58,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tasks.capabilities import load_model_table, size_problem
-from tasks.pricing import load_price_table, output_tokens
+from assetgen.tasks.config.models import load_model_table, size_problem
+from assetgen.tasks.plan.pricing import load_price_table, output_tokens
 
 if TYPE_CHECKING:
     from tests.fakes.batch_api import UploadRecord

@@ -1,0 +1,196 @@
+"""`assetgen catalog ...`: list, show, export, rebuild and compact the catalog."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from assetgen.flows.cli.common import (
+    ConfigOpt,
+    StoreOpt,
+    WhereOpt,
+    fail,
+    open_store,
+    parse_where,
+)
+from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.store.assets import AssetStore
+
+app = typer.Typer(help="Query and maintain the catalog of a store.", no_args_is_help=True)
+
+StatusOpt = Annotated[
+    str | None, typer.Option("--status", help="generated, failed, budget_exhausted, stopped.")
+]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Created at or after (ISO date or time, UTC).")
+]
+VersionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--versions",
+        help="Also the superseded versions (older assets of the same partition, row and variant), "
+        "each naming its current asset in superseded_by.",
+    ),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")]
+
+# Columns shown by `list` as a table; exports carry every column.
+TABLE_COLUMNS = ("asset_id", "row_id", "status", "size", "quality", "cost_usd", "run_id")
+# A spreadsheet runs a cell that starts like a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parse_since(since: str | None) -> datetime | None:
+    if since is None:
+        return None
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError:
+        fail(f"--since {since!r}: expected an ISO date or time")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _selected(
+    store: AssetStore,
+    where: list[str] | None,
+    status: str | None,
+    since: str | None,
+    versions: bool = False,
+) -> pa.Table:
+    matching = cat.query(store, parse_where(where), status, parse_since(since))
+    return cat.select(matching, current_only=not versions)
+
+
+def _safe_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return value
+
+
+def write_rows(
+    table: pa.Table,
+    fmt: str,
+    output: Path | None,
+    columns: tuple[str, ...] = TABLE_COLUMNS,
+    hidden: int = 0,
+) -> None:
+    """The rows in `fmt` to `output` (or stdout); a table shows `columns` and counts `hidden`."""
+    if fmt == "parquet":
+        if output is None:
+            fail("--format parquet needs --output")
+        pq.write_table(table, output)
+        return
+    rows = table.to_pylist()
+    text = io.StringIO()
+    if fmt == "csv":
+        writer = csv.writer(text)
+        writer.writerow(table.column_names)
+        for row in rows:
+            writer.writerow([_safe_cell(row[c]) for c in table.column_names])
+    elif fmt == "json":
+        for row in rows:
+            text.write(json.dumps(row, default=str) + "\n")
+    elif fmt == "table":
+        grid = Table(show_edge=False)
+        for column in columns:
+            grid.add_column(column, overflow="fold")
+        for row in rows:
+            grid.add_row(*(str(row[c]) if row[c] is not None else "" for c in columns))
+        Console(file=text, width=200, highlight=False).print(grid)
+        text.write(f"{len(rows)} assets")
+        if hidden:
+            text.write(f" ({hidden} superseded versions hidden: --versions shows them)")
+        text.write("\n")
+    else:
+        fail(f"--format {fmt!r}: expected table, csv, json or parquet")
+    if output is None:
+        sys.stdout.write(text.getvalue())
+    else:
+        output.write_text(text.getvalue(), encoding="utf-8")
+
+
+@app.command("list")
+def list_(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    where: WhereOpt = None,
+    status: StatusOpt = None,
+    since: SinceOpt = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
+    versions: VersionsOpt = False,
+) -> None:
+    """The latest row of each current asset, filtered (--versions: superseded ones too)."""
+    filters = (parse_where(where), status, parse_since(since))
+    shown = TABLE_COLUMNS if fmt == "table" else None  # a table shows only those
+    matching = cat.query(open_store(store, config), *filters, columns=shown)
+    table = matching if versions else cat.select(matching, current_only=True)
+    columns = (*TABLE_COLUMNS, cat.SUPERSEDED_BY) if versions else TABLE_COLUMNS
+    hidden = matching.num_rows - table.num_rows if fmt == "table" else 0  # versions left out
+    write_rows(table.slice(0, limit) if limit else table, fmt, output, columns, hidden)
+
+
+@app.command()
+def show(
+    asset_id: Annotated[str, typer.Argument(help="The asset's id.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Every column of one asset, as JSON (superseded_by names the asset that replaced it)."""
+    table = cat.query(open_store(store, config), [("asset_id", asset_id)])
+    if table.num_rows == 0:
+        fail(f"no asset {asset_id!r} in the catalog")
+    row = table.to_pylist()[0]
+    print(json.dumps(row, default=str, indent=2))
+    if row[cat.SUPERSEDED_BY]:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(
+            f"{escape(asset_id)} is superseded by {escape(row[cat.SUPERSEDED_BY])} "
+            "(a newer asset of the same partition, row and variant)"
+        )
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    where: WhereOpt = None,
+    status: StatusOpt = None,
+    since: SinceOpt = None,
+    fmt: FormatOpt = "parquet",
+    versions: VersionsOpt = False,
+) -> None:
+    """Every column of the selected current assets to a file (csv cells are spreadsheet-safe)."""
+    table = _selected(open_store(store, config), where, status, since, versions)
+    write_rows(table, fmt, output)
+    print(f"{table.num_rows} assets -> {output}")
+
+
+@app.command()
+def rebuild(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Make the catalog again from the sidecars alone."""
+    count = cat.rebuild(open_store(store, config))
+    print(f"catalog rebuilt: {count} assets")
+
+
+@app.command()
+def compact(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Merge all part files into one; readers never see an asset missing or twice."""
+    parts, assets = cat.compact(open_store(store, config))
+    print(f"compacted {parts} parts into 1: {assets} assets")

@@ -1,0 +1,71 @@
+"""What the commands share: options, exit codes, and how bad input is reported."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
+from assetgen.tasks.store.assets import AssetStore
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Job config YAML (over configs/default.yaml).")
+]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="Store URL [default: the config's store].")
+]
+ManifestFormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="Manifest format: csv, parquet or jsonl (default: extension)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option("--where", help="KEY=VALUE on a partition, column or metadata key; repeatable."),
+]
+
+
+def open_store(store: str | None, config: Path | None) -> AssetStore:
+    try:
+        cfg = load_job_config(config, {"store": store})
+    except ConfigError as e:
+        fail(str(e))
+    return AssetStore(cfg.store, cfg.store_options)
+
+
+def fail(message: str) -> NoReturn:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(2)
+
+
+def parse_where(where: list[str] | None) -> list[tuple[str, str]]:
+    pairs = []
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--where {item!r}: expected KEY=VALUE")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def bad_input(e: Exception, as_json: bool) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": str(e)}))
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(str(e))}", highlight=False
+    )
+    raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def check_credentials(cfg: JobConfig) -> None:
+    if cfg.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError("provider openai needs OPENAI_API_KEY in the environment")

@@ -1,0 +1,85 @@
+"""`assetgen serve` and `assetgen refresh`: deployments served in process, renditions redone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from assetgen.flows.cli.common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    ConfigOpt,
+    JsonOpt,
+    bad_input,
+    parse_where,
+)
+from assetgen.flows.local_server import prefect_api
+from assetgen.tasks.config.job import ConfigError, load_job_config
+
+
+def serve(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Serve just this deployment; repeatable [default: all]."),
+    ] = None,
+    prefect_file: Annotated[
+        Path | None, typer.Option("--prefect-file", help="[default: deployments/prefect.yaml]")
+    ] = None,
+) -> None:
+    """Serve the deployments of prefect.yaml in this process, schedules included (no work pool).
+
+    Schedules fire only with a Prefect server (`prefect server start`, then
+    PREFECT_API_URL); their `active` flags in prefect.yaml are kept.
+    """
+    from prefect import serve as prefect_serve
+
+    from assetgen.flows.deployments import PREFECT_YAML, served_deployments
+
+    try:
+        deployments = served_deployments(prefect_file or PREFECT_YAML, only)
+    except (OSError, ValueError) as e:
+        bad_input(e, False)
+    prefect_serve(*deployments)
+
+
+def refresh(
+    preset: Annotated[
+        list[str] | None,
+        typer.Option("--preset", "-p", help="Preset to (re)render; repeatable [default: config]."),
+    ] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Store URL.")] = None,
+    config: ConfigOpt = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="KEY=VALUE selection; repeatable.")
+    ] = None,
+    versions: Annotated[
+        bool, typer.Option("--versions", help="Superseded versions too (default: current only).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-render renditions from stored originals with new or changed presets. No API calls."""
+    from assetgen.flows.refresh import refresh_renditions
+
+    try:
+        load_job_config(config, {"store": store})
+        with prefect_api():
+            summary = refresh_renditions(
+                preset, store, str(config) if config else None, parse_where(where), versions
+            )
+    except ConfigError as e:
+        bad_input(e, as_json)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        Console(highlight=False, soft_wrap=True).print(
+            f"refreshed {summary['refreshed']} of {summary['selected']} assets with "
+            f"{', '.join(summary['presets'])} (no API calls)"
+        )
+        for error in summary["errors"]:
+            Console(stderr=True, soft_wrap=True).print(f"[yellow]{escape(error)}[/]")
+    raise typer.Exit(EXIT_SOME_FAILED if summary["errors"] else EXIT_OK)

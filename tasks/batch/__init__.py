@@ -1,0 +1,1 @@
+"""OpenAI's Batch API: request lines, submitting batches, collecting their results."""

@@ -1,0 +1,1 @@
+"""The catalog: a queryable table of every asset, rebuilt from the store when needed."""

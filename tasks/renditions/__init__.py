@@ -1,0 +1,1 @@
+"""Renditions: resized, re-encoded copies of each original, marked as AI-generated."""

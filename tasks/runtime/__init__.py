@@ -1,0 +1,1 @@
+"""How the processes of a run live and end together."""

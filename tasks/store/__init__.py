@@ -1,0 +1,1 @@
+"""The asset store: where each original and its sidecar are written, whole, on any fsspec URL."""
