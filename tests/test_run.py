@@ -113,6 +113,8 @@ def test_period_cap_counts_earlier_runs_into_the_same_store(tmp_path: Path) -> N
         0.2 - first["cost_usd"] - second["cost_usd"], abs=1e-6
     )
     assert second["budget_exhausted"] > 0
+    text = _run(other, "-c", config, "--store", store, *FAST).stdout
+    assert f"month {period['key']}: $" in text and "spent before this run" in text
 
 
 def test_rejected_rows_go_to_the_store_and_the_rest_runs(tmp_path: Path) -> None:

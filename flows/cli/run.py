@@ -128,6 +128,12 @@ def _print_run(r: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"  {r['pending_in_batch']:,} waiting in batches not yet collected")
     cap = "no cap" if r["budget_usd"] is None else format_usd(r["budget_usd"])
     console.print(f"  spent {format_usd(r['cost_usd'])} of {cap} in {r['seconds']:.1f} s")
+    if p := r.get("period"):
+        console.print(
+            f"  {p['period']} {p['key']}: {format_usd(p['spent_before_usd'])} spent before this "
+            f"run, {format_usd(p['left_after_usd'])} left of {format_usd(p['cap_usd'])} "
+            "(assetgen budget)"
+        )
     if r["mode"] == "batch":
         console.print(
             f"  submitted {r['submitted']:,} in {len(r['batches'])} batches, "
