@@ -44,13 +44,17 @@ def generate_images(
     run_id: str,
     started_at: datetime,
     group: str | None = None,
+    account_id: str | None = None,
 ) -> GenerationReport:
     """Send every job through the provider; each image is stored, rendered and catalogued.
 
-    `group`: the sharded run this is a shard of (its run cap is shared by all shards).
+    `group`: the run whose cap this shares (the sharded run of a shard, the
+    batch-mode run of its online part); `account_id`: its ledger account
+    (default: `run_id`).
     """
     progress = Progress(len(jobs), cfg.limits.ipm, cfg.budget.cap_usd)
-    account = open_account(cfg, store, run_id, started_at, "shard" if group else "run", group)
+    kind = "shard" if group and not account_id else "run"
+    account = open_account(cfg, store, account_id or run_id, started_at, kind, group)
     with watched(progress, progress_watches(run_id, cfg)):
         return generate(
             jobs,
@@ -88,8 +92,15 @@ def generate_assets(
     planned = plan_jobs(manifest, fmt, cfg, store.uri(run_file(run_id, "rejects.csv")))
     todo = skip_existing(store, planned.jobs)
     if cfg.mode == "batch":
-        submitted = submit_batches(todo.jobs, cfg, store, run_id, started_at)
-        summary = batch_run_summary(run_id, manifest, cfg, planned, todo, submitted)
+        batched = [job for job in todo.jobs if job.batchable]
+        submitted = submit_batches(batched, cfg, store, run_id, started_at)
+        # Edits in sizes the Batch API's JSON edit body does not take go online.
+        online = [job for job in todo.jobs if not job.batchable]
+        sent = None
+        if online:
+            online_id = f"{run_id}-online"
+            sent = generate_images(online, cfg, store, run_id, started_at, run_id, online_id)
+        summary = batch_run_summary(run_id, manifest, cfg, planned, todo, submitted, sent)
     else:
         report = generate_images(todo.jobs, cfg, store, run_id, started_at)
         summary = run_summary(run_id, manifest, cfg, planned, todo, report)

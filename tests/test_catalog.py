@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from assetgen.flows.cli.app import app
 from assetgen.tasks.catalog import table as cat
-from assetgen.tasks.generation.providers import Usage
+from assetgen.tasks.plan.pricing import Usage
 from assetgen.tasks.store.assets import AssetStore, Sidecar, UnsafePath, asset_folder
 
 

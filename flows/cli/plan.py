@@ -81,6 +81,12 @@ def plan(
         "duplicate_jobs": summary.duplicate_jobs,
         "cost_usd": _cost_dict(summary.cost),
         "batch_cost_usd": _cost_dict(batch_cost),
+        # In batch mode, edits in sizes the Batch API's JSON edit body does not
+        # take go online: how many, and their part of batch_cost_usd.
+        "batch_online": {
+            "jobs": summary.unbatchable_jobs,
+            "cost_usd": _cost_dict(summary.unbatchable_cost),
+        },
         "prices_read_on": prices_read_on,
         "mode": cfg.mode,
         "budget_usd": cfg.budget.cap_usd,
@@ -120,6 +126,13 @@ def _print_plan(r: dict[str, Any]) -> None:
             label, format_usd(c["low"]), format_usd(c["expected"]), format_usd(c["worst"])
         )
     console.print(table)
+    if online := r["batch_online"]["jobs"]:
+        cost = r["batch_online"]["cost_usd"]
+        console.print(
+            f"  in batch mode {online:,} edits go online, at the online price (expected "
+            f"{format_usd(cost['expected'])}, in the batch row): their sizes are not among those "
+            "the Batch API's JSON edit body takes"
+        )
     console.print(f"  [dim]prices read {r['prices_read_on']}[/]")
     if r["budget_usd"] is not None:
         verdict = (

@@ -140,6 +140,10 @@ def _print_run(r: dict[str, Any], console: Console | None = None) -> None:
             f"{format_usd(r['batch_reserved_usd'])} reserved at the batch price; "
             "run `assetgen collect` to store the results"
         )
+        if r.get("sent_online"):
+            console.print(
+                f"  sent {r['sent_online']:,} online: edits in sizes the Batch API does not take"
+            )
     if r["stop_reason"]:
         console.print(f"  [bold red]stopped:[/] {escape(r['stop_reason'])}")
     for failure in r["top_failures"]:

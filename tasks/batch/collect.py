@@ -18,7 +18,7 @@ from assetgen.tasks.budget.claims import close_account
 from assetgen.tasks.catalog.table import CatalogWriter, row_from_outcome
 from assetgen.tasks.config.job import JobConfig
 from assetgen.tasks.generation.dispatch import Attempted, JobOutcome
-from assetgen.tasks.generation.openai_images import image_result, redact
+from assetgen.tasks.generation.openai_images import image_result, redact, usage_of
 from assetgen.tasks.generation.providers import ProviderError
 from assetgen.tasks.generation.run import build_sidecar
 from assetgen.tasks.plan.jobs import Job
@@ -193,13 +193,7 @@ async def _collect_one(
         if response.get("status_code") != 200:
             return ("error", (job, item))
         body = ImagesResponse.model_validate(response["body"])
-        usage = body.usage
-        cost = 0.0
-        if usage is not None:
-            details = usage.input_tokens_details
-            text = details.text_tokens if details else usage.input_tokens
-            image_in = details.image_tokens if details else 0
-            cost = usage_cost(prices, job.model, text, image_in, usage.output_tokens, batch=True)
+        cost = usage_cost(prices, job.model, usage_of(body), batch=True)
         spent += cost
         folder = store.asset_dir(job)
         if store.fs.exists(store.path(f"{folder}/{SIDECAR}")):

@@ -142,6 +142,9 @@ def split_batches(
     """
     groups: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
+        if not job.batchable:
+            # The JSON edit body would refuse it a day later: batch mode sends it online.
+            raise ValueError(f"{job.asset_id}: an edit in size {job.size} cannot be a batch line")
         groups.setdefault((endpoint(job), job.model), []).append(job)
     for (url, _), group in groups.items():
         chunk: list[Job] = []

@@ -40,6 +40,9 @@ class RequestDefaults(StrictModel):
     output_format: str = "png"
     output_compression: int | None = None
     background: str = "auto"
+    moderation: str | None = Field(
+        None, description="low or auto (the API's default when not sent); see configs/models.yaml"
+    )
     n: int = 1
 
 

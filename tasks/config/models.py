@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -16,6 +17,10 @@ from assetgen.tasks.config.job import (
 )
 
 _SIZE_RE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+# An image in a JSON edit body is a data URL of at most 20,971,520 characters
+# (ImageRefParam.image_url, openapi.json of 2026-08-21): base64 of this many
+# bytes, with room for the `data:image/...;base64,` prefix.
+JSON_IMAGE_MAX_BYTES = (20_971_520 - 64) // 4 * 3
 
 
 class FlexibleSizes(StrictModel):
@@ -32,6 +37,9 @@ class FlexibleSizes(StrictModel):
 class SizeRules(StrictModel):
     standard: list[str]
     flexible: FlexibleSizes | None = None
+    # What the JSON form of /v1/images/edits takes (batch lines, and online
+    # edits that set `moderation`): the description enumerates these only.
+    json_edit: list[str] = ["auto", "1024x1024", "1536x1024", "1024x1536"]
 
 
 class ModelCaps(StrictModel):
@@ -39,6 +47,9 @@ class ModelCaps(StrictModel):
 
     snapshots: list[str] = []
     deprecated: bool = False
+    shut_down: date | None = None  # the API no longer serves it: rows are rejected
+    generations: bool = True  # False: edits only (rows need reference images)
+    moderation: list[str] = []  # values of `moderation` it takes; empty: none
     sizes: SizeRules
     qualities: list[str]
     output_formats: list[str]

@@ -184,11 +184,8 @@ class Dispatcher:
     ) -> JobOutcome:
         self.latency_s += LATENCY_SMOOTHING * (latency - self.latency_s)
         self.limiter.succeeded(result.headers)
-        u = result.usage
-        cost = usage_cost(
-            self.prices, job.model, u.text_input_tokens, u.image_input_tokens, u.output_tokens
-        )
-        self.budget.settle(held, cost, u.output_tokens)
+        cost = usage_cost(self.prices, job.model, result.usage)
+        self.budget.settle(held, cost, result.usage.output_tokens)
         try:
             uri = await self.write(job, Attempted(result, attempts, latency, cost))
         except Exception as e:

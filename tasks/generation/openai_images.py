@@ -15,11 +15,13 @@ from typing import Any
 
 import fsspec
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
 from openai.types import ImagesResponse
 from PIL import Image
 
-from assetgen.tasks.generation.providers import ImageResult, ProviderError, Usage
+from assetgen.tasks.generation.providers import ImageResult, ProviderError
 from assetgen.tasks.plan.jobs import InputImage, Job
+from assetgen.tasks.plan.pricing import Usage
 
 # Codes that mean no further request of this run can be paid for or allowed.
 RUN_STOPPING_CODES = frozenset(
@@ -53,7 +55,11 @@ class OpenAIProvider:
         params: dict[str, Any] = {"model": job.model, "prompt": job.prompt, "n": 1}
         params |= {k: v for k, v in job.params.items() if v is not None}
         try:
-            if job.references:
+            if job.references and job.moderation == "low":
+                raw = await self._json_edit(job, params)
+            elif job.references:
+                # Multipart: the form that takes every size; it has no moderation.
+                params.pop("moderation", None)
                 files = await asyncio.gather(*(_fetch(ref) for ref in job.references))
                 if job.mask is not None:
                     params["mask"] = await _fetch(job.mask)
@@ -79,6 +85,29 @@ class OpenAIProvider:
             image_result, response, job, raw.request_id, dict(raw.headers.items())
         )
 
+    async def _json_edit(self, job: Job, params: dict[str, Any]) -> Any:
+        """An edit as the JSON body (EditImageBodyJsonParam): the form that takes `moderation`.
+
+        Images travel inline as data URLs (the plan keeps them under the
+        description's size limit). The SDK has no typed method for this form:
+        its generic POST, with the raw-response header its typed methods use.
+        """
+        images = await asyncio.gather(*(_fetch(ref) for ref in job.references))
+        body = {**params, "images": [{"image_url": _data_url(image)} for image in images]}
+        if job.mask is not None:
+            body["mask"] = {"image_url": _data_url(await _fetch(job.mask))}
+        return await self._client.post(
+            "/images/edits",
+            cast_to=ImagesResponse,
+            body=body,
+            options={"headers": {RAW_RESPONSE_HEADER: "true"}},
+        )
+
+
+def _data_url(upload: tuple[str, bytes, str]) -> str:
+    _, data, mime = upload
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
 
 def image_result(
     response: ImagesResponse,
@@ -91,24 +120,30 @@ def image_result(
         raise ProviderError("row", "response has no image data", maybe_billed=True)
     expected = None if job.size == "auto" else job.size
     image = _decode(response.data[0].b64_json, expected)
-    usage = Usage()
-    if response.usage is not None:
-        details = response.usage.input_tokens_details
-        usage = Usage(
-            text_input_tokens=details.text_tokens if details else response.usage.input_tokens,
-            image_input_tokens=details.image_tokens if details else 0,
-            output_tokens=response.usage.output_tokens,
-        )
     return ImageResult(
         image=image,
         output_format=response.output_format or job.output_format,
         size=response.size or job.size,
         quality=response.quality,
         background=response.background,
-        usage=usage,
+        usage=usage_of(response),
         revised_prompt=response.data[0].revised_prompt,
         request_id=request_id,
         headers=headers or {},
+    )
+
+
+def usage_of(response: ImagesResponse) -> Usage:
+    """The tokens a response says were billed, split as the API splits them."""
+    usage = response.usage
+    if usage is None:
+        return Usage()
+    details, out = usage.input_tokens_details, usage.output_tokens_details
+    return Usage(
+        text_input_tokens=details.text_tokens if details else usage.input_tokens,
+        image_input_tokens=details.image_tokens if details else 0,
+        output_tokens=usage.output_tokens,
+        text_output_tokens=out.text_tokens if out else 0,
     )
 
 

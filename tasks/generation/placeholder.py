@@ -12,9 +12,9 @@ import fsspec
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from assetgen.tasks.config.models import parse_size
-from assetgen.tasks.generation.providers import ImageResult, Usage
+from assetgen.tasks.generation.providers import ImageResult
 from assetgen.tasks.plan.jobs import Job
-from assetgen.tasks.plan.pricing import PriceTable, output_tokens
+from assetgen.tasks.plan.pricing import PriceTable, Usage, output_tokens
 
 AUTO_SIZE = "1024x1024"
 AUTO_QUALITY = "medium"

@@ -6,17 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from pydantic import BaseModel
-
 from assetgen.tasks.plan.jobs import Job
-
-
-class Usage(BaseModel):
-    """Billed tokens of one request, as the API reports them."""
-
-    text_input_tokens: int = 0
-    image_input_tokens: int = 0
-    output_tokens: int = 0
+from assetgen.tasks.plan.pricing import Usage
 
 
 @dataclass

@@ -29,6 +29,7 @@ REQUEST_COLUMNS = (
     "output_format",
     "output_compression",
     "background",
+    "moderation",
     "n",
 )
 RESERVED_COLUMNS = {"id", "prompt", "reference_images", "mask", *REQUEST_COLUMNS}
@@ -77,6 +78,8 @@ class ManifestRow(BaseModel):
     n: int
     reference_images: list[str] = []
     mask: str | None = None
+    # After reference_images and size: its check needs both.
+    moderation: str | None = None
     partition: dict[str, str] = {}
     metadata: dict[str, Any] = {}
 
@@ -96,8 +99,10 @@ class ManifestRow(BaseModel):
     def _model(cls, v: str, info: ValidationInfo) -> str:
         v = v.strip()
         if v not in info.context.models:
-            known = ", ".join(sorted(info.context.models))
+            known = ", ".join(sorted(m for m, c in info.context.models.items() if not c.shut_down))
             raise _fail("unknown_model", f"unknown model {v!r}; known: {known}")
+        if shut_down := info.context.models[v].shut_down:
+            raise _fail("shut_down", f"model {v!r} was shut down on {shut_down}")
         return v
 
     @field_validator("prompt")
@@ -166,6 +171,28 @@ class ManifestRow(BaseModel):
                 )
         return v
 
+    @field_validator("moderation")
+    @classmethod
+    def _moderation(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().lower()
+        caps = _caps(info)
+        if caps and not caps.moderation:
+            raise _fail("unsupported", f"model {info.data['model']!r} does not take moderation")
+        v = _one_of(v, "moderation", caps and caps.moderation)
+        # Multipart edits take no moderation; the JSON edit body does, in fewer sizes.
+        size = info.data.get("size")
+        edit = bool(info.data.get("reference_images"))
+        if caps and v == "low" and edit and size and size not in caps.sizes.json_edit:
+            raise _fail(
+                "needs_json_edit_size",
+                f"moderation low on an edit goes as the JSON edit body, which takes only "
+                f"{', '.join(caps.sizes.json_edit)}, not {size}: use one of those sizes or "
+                "leave moderation out",
+            )
+        return v
+
     @field_validator("n")
     @classmethod
     def _n(cls, v: int, info: ValidationInfo) -> int:
@@ -180,6 +207,11 @@ class ManifestRow(BaseModel):
     def _reference_images(cls, v: Any, info: ValidationInfo) -> list[str]:
         uris = _uri_list(v)
         caps = _caps(info)
+        if caps and not caps.generations and not uris:
+            raise _fail(
+                "edits_only",
+                f"model {info.data['model']!r} makes edits only: give reference images",
+            )
         if caps and len(uris) > caps.max_reference_images:
             raise _fail(
                 "too_many",

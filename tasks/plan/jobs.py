@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from assetgen.tasks.config.models import ModelCaps
+from assetgen.tasks.config.models import JSON_IMAGE_MAX_BYTES, ModelCaps
 from assetgen.tasks.manifest.read import RawRow, Reject, read_manifest
 from assetgen.tasks.manifest.references import (
     ImageRef,
@@ -53,6 +53,7 @@ class Job(BaseModel):
     output_format: str
     output_compression: int | None
     background: str
+    moderation: str | None = None  # None: not sent (the API's default, auto)
     references: list[InputImage] = []
     mask: InputImage | None = None
     partition: dict[str, str] = {}
@@ -60,6 +61,9 @@ class Job(BaseModel):
     cost_low: float
     cost_expected: float
     cost_worst: float
+    # False for an edit in a size the Batch API's JSON edit body does not
+    # take: batch mode sends it online instead.
+    batchable: bool = True
 
     @property
     def params(self) -> dict[str, Any]:
@@ -70,6 +74,7 @@ class Job(BaseModel):
             "output_format": self.output_format,
             "output_compression": self.output_compression,
             "background": self.background,
+            "moderation": self.moderation,
         }
 
     @property
@@ -90,11 +95,13 @@ def asset_id(
     mask_sha256: str | None,
     variant: int,
     style_version: str | None = None,
+    moderation: str | None = None,
 ) -> str:
     """A stable hash of everything that decides the image (DESIGN invariant 1).
 
-    `style_version` is an input only when set, so every id made without one
-    stays what it was.
+    `style_version` is an input only when set, and `moderation` only when it
+    is `low` (`auto` is what the API does unasked), so every id made without
+    them stays what it was.
     """
     decisive: dict[str, Any] = {
         "v": ASSET_ID_VERSION,
@@ -111,6 +118,8 @@ def asset_id(
     }
     if style_version is not None:
         decisive["style_version"] = style_version
+    if moderation == "low":
+        decisive["moderation"] = moderation
     canonical = json.dumps(decisive, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
@@ -229,6 +238,7 @@ class Planner:
                     mask_sha256=mask.sha256 if mask else None,
                     variant=variant,
                     style_version=style_version,
+                    moderation=row.moderation,
                 ),
                 row=row.row,
                 row_id=row.id,
@@ -240,6 +250,7 @@ class Planner:
                 output_format=row.output_format,
                 output_compression=row.output_compression,
                 background=row.background,
+                moderation=row.moderation,
                 references=[_input_image(r) for r in refs],
                 mask=_input_image(mask) if mask else None,
                 partition=row.partition,
@@ -247,6 +258,7 @@ class Planner:
                 cost_low=cost.low,
                 cost_expected=cost.expected,
                 cost_worst=cost.worst,
+                batchable=not refs or row.size in caps.sizes.json_edit,
             )
 
     def _input_images(
@@ -277,6 +289,13 @@ class Planner:
                     "too_large",
                     f"{uri} is {ref.size_bytes:,} bytes, the model takes at most "
                     f"{caps.max_reference_bytes:,}",
+                )
+            elif row.moderation == "low" and ref.size_bytes > JSON_IMAGE_MAX_BYTES:
+                reject(
+                    "reference_images",
+                    "too_large",
+                    f"{uri} is {ref.size_bytes:,} bytes: with moderation low an edit goes as "
+                    f"JSON, whose images take at most {JSON_IMAGE_MAX_BYTES:,} bytes each",
                 )
             else:
                 found.append(ref)
@@ -325,6 +344,10 @@ class PlanSummary:
     duplicate_jobs: int = 0
     cost: Cost = field(default_factory=Cost)
     cost_by_model: dict[str, Cost] = field(default_factory=dict)
+    # Jobs batch mode sends online (Job.batchable), and what they cost there.
+    unbatchable_jobs: int = 0
+    unbatchable_cost: Cost = field(default_factory=Cost)
+    unbatchable_by_model: dict[str, Cost] = field(default_factory=dict)
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     examples: dict[tuple[str, str], Reject] = field(default_factory=dict)
     _asset_ids: set[str] = field(default_factory=set)
@@ -354,12 +377,19 @@ class PlanSummary:
         self.jobs += 1
         self.cost += item.cost
         self.cost_by_model[item.model] = self.cost_by_model.get(item.model, Cost()) + item.cost
+        if not item.batchable:
+            self.unbatchable_jobs += 1
+            self.unbatchable_cost += item.cost
+            by_model = self.unbatchable_by_model
+            by_model[item.model] = by_model.get(item.model, Cost()) + item.cost
 
     def batch_cost(self, prices: PriceTable) -> Cost:
-        """The same jobs at the Batch API price of each model."""
-        total = Cost()
+        """What batch mode costs: the Batch API price of each model, and online for the jobs
+        the Batch API cannot take (`unbatchable_cost`)."""
+        total = self.unbatchable_cost
         for model, cost in self.cost_by_model.items():
-            total += cost.scaled(1 - prices.pricing(model).batch_discount)
+            batched = cost - self.unbatchable_by_model.get(model, Cost())
+            total += batched.scaled(1 - prices.pricing(model).batch_discount)
         return total
 
     def top_reasons(self, limit: int = 10) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from assetgen.tasks.config.job import (
     CONFIG_DIR,
@@ -30,6 +30,9 @@ class TokenPrices(StrictModel):
     text_input: float = Field(ge=0)
     image_input: float = Field(ge=0)
     image_output: float = Field(ge=0)
+    # Text the model writes besides the image; billed at image_output where
+    # no price is published (the safe side).
+    text_output: float | None = Field(None, ge=0)
     cached_text_input: float | None = Field(None, ge=0)
     cached_image_input: float | None = Field(None, ge=0)
 
@@ -135,6 +138,9 @@ class Cost:
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(self.low + other.low, self.expected + other.expected, self.worst + other.worst)
+
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(self.low - other.low, self.expected - other.expected, self.worst - other.worst)
 
     def scaled(self, factor: float) -> Cost:
         return Cost(self.low * factor, self.expected * factor, self.worst * factor)
@@ -242,17 +248,28 @@ def estimate_job_cost(
     )
 
 
-def usage_cost(
-    prices: PriceTable,
-    model: str,
-    text_in: int,
-    image_in: int,
-    output: int,
-    *,
-    batch: bool = False,
-) -> float:
+class Usage(BaseModel):
+    """Billed tokens of one request, as the API reports them."""
+
+    text_input_tokens: int = 0
+    image_input_tokens: int = 0
+    output_tokens: int = 0  # all of them: the image's and any text's
+    text_output_tokens: int = 0  # of output_tokens, the text ones
+
+    @property
+    def image_output_tokens(self) -> int:
+        return self.output_tokens - self.text_output_tokens
+
+
+def usage_cost(prices: PriceTable, model: str, usage: Usage, *, batch: bool = False) -> float:
     """USD billed for the tokens a response reports (`batch`: at the Batch API price)."""
     pricing = prices.pricing(model)
     per = pricing.per_million_tokens
-    usd = (text_in * per.text_input + image_in * per.image_input + output * per.image_output) / 1e6
+    text_out = per.image_output if per.text_output is None else per.text_output
+    usd = (
+        usage.text_input_tokens * per.text_input
+        + usage.image_input_tokens * per.image_input
+        + usage.image_output_tokens * per.image_output
+        + usage.text_output_tokens * text_out
+    ) / 1e6
     return usd * (1 - pricing.batch_discount) if batch else usd

@@ -44,6 +44,7 @@ def run_summary(
         "errors": dict(report.errors),
         "rendition_errors": report.rendition_errors[:10],
         "catalog_rows": report.catalog_rows,
+        "sent_online": 0,
         "submitted": 0,
         "batches": [],
         "batch_reserved_usd": 0.0,
@@ -58,22 +59,29 @@ def batch_run_summary(
     planned: Planned,
     todo: ToDo,
     report: SubmitReport,
+    online: GenerationReport | None = None,
 ) -> dict[str, Any]:
-    """A batch-mode run: what was submitted, where it is recorded, what it may cost."""
+    """A batch-mode run: what was submitted, where it is recorded, what it may cost.
+
+    `online`: the jobs the Batch API cannot take (Job.batchable), sent online.
+    """
+    sent = online or GenerationReport(outcomes=[])
     return {
         **plan_part(run_id, manifest, cfg, planned, todo),
-        **outcome_counts(report.outcomes),
-        "stop_reason": report.stop_reason,
-        "interrupted": False,
-        "cost_usd": 0.0,
-        "uncertain_cost_usd": 0.0,
+        **outcome_counts(report.outcomes + sent.outcomes),
+        "stop_reason": report.stop_reason or sent.stop_reason,
+        "interrupted": sent.interrupted,
+        "cost_usd": round(sent.spent_usd, 6),
+        "uncertain_cost_usd": round(sent.uncertain_usd, 6),
         "budget_usd": report.cap_usd,
-        "period": report.period,
+        # The online part ran last: its figures include the batches' holds.
+        "period": sent.period if online else report.period,
         "estimate_usd": round(planned.summary.batch_cost(load_price_table()).expected, 6),
-        "requests": 0,
-        "errors": {},
-        "rendition_errors": [],
-        "catalog_rows": 0,
+        "requests": sent.requests_sent,
+        "errors": dict(sent.errors),
+        "rendition_errors": sent.rendition_errors[:10],
+        "catalog_rows": sent.catalog_rows,
+        "sent_online": len(sent.outcomes),
         "submitted": report.submitted,
         "batches": [
             {"key": b.key, "batch_id": b.batch_id, "jobs": len(b.asset_ids), "state": b.state}

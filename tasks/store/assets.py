@@ -12,8 +12,8 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
-from assetgen.tasks.generation.providers import Usage
 from assetgen.tasks.plan.jobs import Job
+from assetgen.tasks.plan.pricing import Usage
 from assetgen.tasks.store.fsio import open_atomic
 
 SIDECAR = "asset.json"

@@ -18,6 +18,18 @@ and error files (GET /v1/files/{id}/content).
   `fake.requests`) once, when the batch reaches its terminal status. Only each
   line's outcome is kept; its JSON, images included, is built while the output
   or error file is streamed, so a 500 MB output file never sits in memory.
+- Edit lines use the JSON edit body (EditImageBodyJsonParam), whose `size` is
+  auto or a standard size only: any other size fails the line with a 400, as
+  the API does. Online JSON edits are checked by the same code.
+- `exchanges`: every call, with the body it got (POST /v1/files: the form's
+  text fields and the file as `<file NAME, N bytes>`; POST /v1/batches: its
+  JSON) and the JSON it answered (None for file contents); `received`: the
+  (endpoint, body) pairs of the calls that had a body.
+- Objects leave out the fields that have no value rather than send null where
+  OpenAI's description (openapi.json of 2026-08-21) types them as integer or
+  string: `expires_at` of a file (files of purpose batch expire after 30 days,
+  as the description says), and a batch's `*_at`, `output_file_id`,
+  `error_file_id`, `errors`, `model` and `usage` until they are known.
 """
 
 from __future__ import annotations
@@ -40,7 +52,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.images_api import ApiError, RequestRecord, moderation_error
+from tests.fakes.images_api import (
+    ApiError,
+    RequestRecord,
+    file_placeholder,
+    moderation_error,
+)
 
 if TYPE_CHECKING:
     from tests.fakes.images_api import FakeOpenAI
@@ -49,6 +66,12 @@ ENDPOINTS = {"/v1/images/generations": "generations", "/v1/images/edits": "edits
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 DAY_S = 24 * 3600
+# FileExpirationAfter in the description: batch files expire after 30 days by default.
+BATCH_FILE_TTL_S = 30 * DAY_S
+# EditImageBodyJsonParam in the description: its sizes and how many images it takes.
+JSON_EDIT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+JSON_EDIT_MAX_IMAGES = 16
+IMAGE_URL_MAX_CHARS = 20_971_520  # ImageRefParam.image_url maxLength
 # Stands for the base64 of an image in a line's JSON until it is streamed.
 _B64 = f"@@b64-{secrets.token_hex(8)}@@"
 _BROKEN = ("[[badb64]]", "[[truncated]]", "[[wrongsize]]")
@@ -67,6 +90,17 @@ class UploadRecord:
     purpose: str
     filename: str
     bytes: int
+
+
+@dataclass
+class Exchange:
+    """One Files or Batch API call, as `batch_api.exchanges` shows it."""
+
+    call: str  # "files.create", "batches.retrieve", ...
+    endpoint: str  # "POST /v1/files", "GET /v1/batches/{batch_id}", ...
+    status: int = 0
+    request: dict[str, Any] | None = None  # the body it got, when it had one
+    response: dict[str, Any] | None = None  # the JSON answered; None: not JSON
 
 
 @dataclass
@@ -133,6 +167,18 @@ class BatchEndpoints:
             self.batches: dict[str, BatchState] = {}
             self._uploads: dict[str, UploadRecord] = {}
             self.calls: Counter[str] = Counter()
+            self.exchanges: list[Exchange] = []
+
+    @property
+    def received(self) -> list[tuple[str, dict[str, Any]]]:
+        """(endpoint, body) of each call that came with a body, in order."""
+        with self._lock:
+            return [(x.endpoint, x.request) for x in self.exchanges if x.request is not None]
+
+    def answered(self, call: str) -> list[dict[str, Any]]:
+        """The JSON bodies answered to a call (e.g. "batches.retrieve"), errors included."""
+        with self._lock:
+            return [x.response for x in self.exchanges if x.call == call and x.response]
 
     def uploads(self) -> dict[str, UploadRecord]:
         with self._lock:
@@ -140,7 +186,7 @@ class BatchEndpoints:
 
     def routes(self) -> list[Route]:
         def route(path: str, name: str, handler: Any, method: str) -> Route:
-            return Route(path, self._endpoint(name, handler), methods=[method])
+            return Route(path, self._endpoint(name, f"{method} {path}", handler), methods=[method])
 
         return [
             route("/v1/files", "files.create", self._files_create, "POST"),
@@ -155,17 +201,24 @@ class BatchEndpoints:
         ]
 
     def _endpoint(
-        self, name: str, handler: Callable[[Request], Awaitable[Response]]
+        self, name: str, path: str, handler: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             headers = {"x-request-id": f"req_{secrets.token_hex(12)}"}
+            exchange = Exchange(name, path)
+            request.state.exchange = exchange
             with self._lock:
                 self.calls[name] += 1
+                self.exchanges.append(exchange)
             try:
                 self.fake._check_key(request)
                 response = await handler(request)
             except ApiError as e:
+                exchange.status, exchange.response = e.status, e.body()
                 return e.response(headers)
+            exchange.status = response.status_code
+            if isinstance(response, JSONResponse):
+                exchange.response = json.loads(response.body)
             response.headers.update(headers)
             return response
 
@@ -182,14 +235,17 @@ class BatchEndpoints:
         data: bytes | None = None
         filename = "upload"
         fields: dict[str, str] = {}
+        arrived: dict[str, Any] = {}
         if message.is_multipart():
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 payload = part.get_payload(decode=True) or b""
                 if name == "file":
                     data, filename = payload, part.get_filename() or filename
+                    arrived[name] = file_placeholder(part.get_filename() or name, len(payload))
                 elif name:
-                    fields[name] = payload.decode("utf-8")
+                    fields[name] = arrived[name] = payload.decode("utf-8", "replace")
+        request.state.exchange.request = arrived
         if data is None:
             raise _missing("file")
         purpose = fields.get("purpose")
@@ -244,7 +300,7 @@ class BatchEndpoints:
         return stored
 
     def _file_json(self, stored: StoredFile) -> dict[str, Any]:
-        return {
+        obj: dict[str, Any] = {
             "id": stored.id,
             "object": "file",
             "bytes": self._size(stored),
@@ -252,9 +308,10 @@ class BatchEndpoints:
             "filename": stored.filename,
             "purpose": stored.purpose,
             "status": "processed",
-            "expires_at": None,
-            "status_details": None,
         }
+        if stored.purpose == "batch":
+            obj["expires_at"] = stored.created_at + BATCH_FILE_TTL_S
+        return obj
 
     def _size(self, stored: StoredFile) -> int:
         """A batch file's size, counted once from the chunks it streams as."""
@@ -308,7 +365,9 @@ class BatchEndpoints:
             body = await request.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict):
+        if isinstance(body, dict):
+            request.state.exchange.request = body
+        else:
             raise ApiError(400, "We could not parse the JSON body of your request.")
         for name in ("input_file_id", "endpoint", "completion_window"):
             if not body.get(name):
@@ -531,6 +590,7 @@ class BatchEndpoints:
         kind = ENDPOINTS[state.endpoint]
         prompt = str(body.get("prompt") or "")
         n, refs = body.get("n", 1), body.get("images")
+        moderation = body.get("moderation")
         record = RequestRecord(
             endpoint=f"batch:{kind}",
             model=body.get("model"),
@@ -542,6 +602,8 @@ class BatchEndpoints:
             n_images_in=len(refs) if kind == "edits" and isinstance(refs, list) else 0,
             has_mask=kind == "edits" and body.get("mask") is not None,
             started=time.monotonic(),
+            moderation=moderation if isinstance(moderation, str) else None,
+            body=body,
         )
         line.request_id = f"req_{secrets.token_hex(12)}"
         line.created = int(time.time())
@@ -550,12 +612,7 @@ class BatchEndpoints:
             mask: bytes | None = None
             fields = body
             if kind == "edits":
-                fields = {k: v for k, v in body.items() if k not in ("images", "mask")}
-                if not isinstance(refs, list) or not refs:
-                    raise _missing("images")
-                images = [self._resolve(ref, "images") for ref in refs]
-                if body.get("mask") is not None:
-                    mask = self._resolve(body["mask"], "mask")
+                fields, images, mask = self.json_edit_inputs(body)
             if "[[moderation]]" in prompt:
                 raise moderation_error()
             params = fake._validate(fields, images, mask)
@@ -574,8 +631,45 @@ class BatchEndpoints:
             fake.requests.append(record)
         return usage
 
+    def json_edit_inputs(
+        self, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[bytes], bytes | None]:
+        """A JSON edit body (EditImageBodyJsonParam), online or a batch line, checked as the
+        API checks it: its other fields, and the bytes of its images and mask."""
+        refs = body.get("images")
+        if not isinstance(refs, list) or not refs:
+            raise _missing("images")
+        if len(refs) > JSON_EDIT_MAX_IMAGES:
+            raise ApiError(
+                400,
+                f"Invalid 'images': array too long. Expected an array with maximum length "
+                f"{JSON_EDIT_MAX_IMAGES}, but got an array with length {len(refs)} instead.",
+                code="array_above_max_length",
+                param="images",
+            )
+        size = body.get("size")
+        if size is not None and size not in JSON_EDIT_SIZES:
+            supported = ", ".join(repr(s) for s in JSON_EDIT_SIZES)
+            raise ApiError(
+                400,
+                f"Invalid value: {size!r}. Supported values are: {supported}.",
+                code="invalid_value",
+                param="size",
+            )
+        images = [self._resolve(ref, "images") for ref in refs]
+        mask = self._resolve(body["mask"], "mask") if body.get("mask") is not None else None
+        fields = {k: v for k, v in body.items() if k not in ("images", "mask")}
+        return fields, images, mask
+
     def _resolve(self, ref: Any, param: str) -> bytes:
         """The bytes of an image given as {"file_id": ...} or {"image_url": "data:..."}."""
+        if isinstance(ref, dict) and "file_id" in ref and "image_url" in ref:
+            raise ApiError(
+                400,
+                f"Invalid '{param}': provide exactly one of 'image_url' or 'file_id'.",
+                code="invalid_value",
+                param=param,
+            )
         if isinstance(ref, dict) and isinstance(ref.get("file_id"), str):
             stored = self.files.get(ref["file_id"])
             if stored is None or stored.data is None:
@@ -583,6 +677,14 @@ class BatchEndpoints:
             return stored.data
         if isinstance(ref, dict) and isinstance(ref.get("image_url"), str):
             url = ref["image_url"]
+            if len(url) > IMAGE_URL_MAX_CHARS:
+                raise ApiError(
+                    400,
+                    f"Invalid '{param}': string too long. Expected a string with maximum length "
+                    f"{IMAGE_URL_MAX_CHARS}, but got a string with length {len(url)} instead.",
+                    code="string_above_max_length",
+                    param=param,
+                )
             head, sep, data = url.partition(",")
             if url.startswith("data:") and head.endswith(";base64") and sep:
                 try:
@@ -616,7 +718,7 @@ class BatchEndpoints:
             )
         }
         errors = {"object": "list", "data": state.errors} if state.status == "failed" else None
-        return {
+        obj = {
             "id": state.id,
             "object": "batch",
             "endpoint": state.endpoint,
@@ -636,8 +738,9 @@ class BatchEndpoints:
                 "failed": state.failed,
             },
             "usage": state.usage,
-            "metadata": state.metadata,
         }
+        # No value: left out, where the description has no null for it.
+        return {k: v for k, v in obj.items() if v is not None} | {"metadata": state.metadata}
 
 
 def _id(prefix: str) -> str:

@@ -13,7 +13,25 @@ bills usage from configs/pricing.yaml, and injects faults on demand:
 - `insufficient_quota = True`: every request gets 429 insufficient_quota;
 - `ipm`: a token bucket of images per minute answering 429 with retry headers;
 - `[[noise]]` in the prompt: the image is random noise (incompressible, ~4 MB of
-  base64 at 1024x1024), made once per size and format.
+  base64 at 1024x1024), made once per size and format;
+- `[[text_out:N]]` in the prompt: the model also wrote N text tokens
+  (`usage.output_tokens_details.text_tokens`, counted in `output_tokens`), billed at
+  the model's `text_output` price in configs/pricing.yaml, or at `image_output`
+  where the table has none.
+
+POST /v1/images/edits takes the multipart form (CreateImageEditRequest) and the
+JSON body (EditImageBodyJsonParam: `images: [{"image_url": "data:..."} |
+{"file_id": ...}]`, optional `mask`), whose `size` is only auto or a standard
+size, as in OpenAI's description (openapi.json of 2026-08-21); both are billed
+alike. `moderation` (generations, JSON edits, batch lines) is `low` or `auto`.
+The response leaves out `size` when it is not one of the description's enum
+(1024x1024, 1024x1536, 1536x1024).
+
+Each `fake.requests` record keeps the body as it arrived (`body`: the JSON object;
+for multipart, the text fields as sent, each file part as a placeholder string
+`<file NAME, N bytes>`, and `image[]` or a repeated field as a list under the bare
+name) and the JSON body answered (`response`, with each `b64_json` replaced by
+`<base64, N chars>`: the images would be megabytes per request).
 
 It also serves the Files and Batch APIs for image batches (tests/fakes/batch_api.py):
 each retrieve of a batch moves it one step (validating, in_progress, finalizing,
@@ -28,7 +46,9 @@ price, and output and error files are streamed line by line. Batch controls:
 - `single_model_batches = True`: lines of one batch naming different models fail
   validation (model_mismatch), as the API requires; False to allow them;
 - `uploads`: what was sent to POST /v1/files, by file id; `batch_api.calls`:
-  Files and Batch API calls by name (e.g. "batches.retrieve").
+  Files and Batch API calls by name (e.g. "batches.retrieve"); `batch_api.exchanges`:
+  each of those calls with the body it got (POST /v1/files: its form fields, the file
+  as a placeholder; POST /v1/batches: its JSON) and the JSON it answered.
 """
 
 from __future__ import annotations
@@ -66,8 +86,12 @@ if TYPE_CHECKING:
 
 _SCRIPT = re.compile(r"\[\[status:(\d{3})x(\d+)\]\]")
 _SLOW = re.compile(r"\[\[slow:(\d+(?:\.\d+)?)\]\]")
+_TEXT_OUT = re.compile(r"\[\[text_out:(\d+)\]\]")
 FORMATS = ("png", "jpeg", "webp")
 QUALITIES = ("low", "medium", "high", "auto")
+MODERATIONS = ("low", "auto")
+# ImagesResponse.size in the description: any other size is left out of a response.
+RESPONSE_SIZES = ("1024x1024", "1024x1536", "1536x1024")
 
 
 @dataclass
@@ -86,6 +110,15 @@ class RequestRecord:
     error_code: str | None = None
     billed_usd: float = 0.0
     finished: float = 0.0
+    moderation: str | None = None
+    # "json" or "multipart": how the body came (batch lines are JSON).
+    content: str = "json"
+    # The body as it arrived: the JSON object; for multipart the text fields, each
+    # file part as "<file NAME, N bytes>", `image[]` or a repeated field as a list.
+    body: dict[str, Any] | None = None
+    # The JSON body answered (an error body too), each b64_json as "<base64, N chars>";
+    # None for batch lines (their answers are in the batch's output and error files).
+    response: dict[str, Any] | None = None
 
 
 class ApiError(Exception):
@@ -275,38 +308,51 @@ class FakeOpenAI:
     # --- endpoints ----------------------------------------------------------------------
 
     async def _generations(self, request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            return ApiError(400, "We could not parse the JSON body of your request.").response({})
+        body = await _json_body(request)
+        if body is None:
+            return _unparsable().response({})
         return await self._handle(request, "generations", body, [], None)
 
     async def _edits(self, request: Request) -> Response:
-        raw = await request.body()
         content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            body = await _json_body(request)
+            if body is None:
+                return _unparsable().response({})
+            return await self._handle(request, "edits", body, [], None, json_edit=True)
+        raw = await request.body()
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
             f"Content-Type: {content_type}\r\n\r\n".encode() + raw
         )
         fields: dict[str, Any] = {}
+        arrived: dict[str, Any] = {}
         images: list[bytes] = []
         mask: bytes | None = None
         if message.is_multipart():
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
+                if not name:
+                    continue
                 data = part.get_payload(decode=True) or b""
+                filename = part.get_filename()
                 if name in ("image", "image[]"):
                     images.append(data)
                 elif name == "mask":
                     mask = data
-                elif name:
+                else:
                     fields[name] = data.decode("utf-8")
+                if filename is not None or name in ("image", "image[]", "mask"):
+                    value = file_placeholder(filename or name, len(data))
+                else:
+                    value = data.decode("utf-8", "replace")
+                _add_field(arrived, name, value)
         for key in ("n", "output_compression"):
             if key in fields:
                 with contextlib.suppress(ValueError):
                     fields[key] = int(fields[key])
-        return await self._handle(request, "edits", fields, images, mask)
+        return await self._handle(
+            request, "edits", fields, images, mask, content="multipart", arrived=arrived
+        )
 
     async def _handle(
         self,
@@ -315,9 +361,15 @@ class FakeOpenAI:
         body: dict[str, Any],
         images: list[bytes],
         mask: bytes | None,
+        *,
+        json_edit: bool = False,
+        content: str = "json",
+        arrived: dict[str, Any] | None = None,
     ) -> Response:
         prompt = str(body.get("prompt") or "")
         n = body.get("n", 1) if isinstance(body.get("n", 1), int) else 0
+        refs = body.get("images") if json_edit else None
+        moderation = body.get("moderation")
         record = RequestRecord(
             endpoint=endpoint,
             model=body.get("model"),
@@ -326,9 +378,12 @@ class FakeOpenAI:
             quality=body.get("quality"),
             output_format=body.get("output_format"),
             n=n,
-            n_images_in=len(images),
-            has_mask=mask is not None,
+            n_images_in=len(refs) if isinstance(refs, list) else len(images),
+            has_mask=mask is not None or (json_edit and body.get("mask") is not None),
             started=time.monotonic(),
+            moderation=moderation if isinstance(moderation, str) else None,
+            content=content,
+            body=body if arrived is None else arrived,
         )
         with self._lock:
             self.requests.append(record)
@@ -336,15 +391,20 @@ class FakeOpenAI:
         try:
             self._check_key(request)
             self._arrival_faults(prompt)
-            params = self._validate(body, images, mask)
+            fields = body
+            if json_edit:
+                fields, images, mask = self.batch_api.json_edit_inputs(body)
+            params = self._validate(fields, images, mask)
             headers |= self._take_tokens(max(n, 1))
             await asyncio.sleep(self._latency(prompt))
             payload, billed = self._image_response(params, images)
         except ApiError as e:
             record.status, record.error_code, record.finished = e.status, e.code, time.monotonic()
+            record.response = e.body()
             return e.response(headers)
         record.status, record.billed_usd, record.finished = 200, billed, time.monotonic()
         self._break_image(prompt, payload)
+        record.response = elided(payload)
         if "[[drop]]" in prompt:
             with self._lock:
                 self._scripted["drop:" + prompt] += 1
@@ -457,6 +517,14 @@ class FakeOpenAI:
         n = body.get("n", 1)
         if not isinstance(n, int) or not 1 <= n <= caps.max_n:
             raise ApiError(400, "Invalid 'n'.", code="invalid_value", param="n")
+        moderation = body.get("moderation")
+        if moderation is not None and moderation not in MODERATIONS:
+            raise ApiError(
+                400,
+                f"Invalid value: {moderation!r}. Supported values are: 'low' and 'auto'.",
+                code="invalid_value",
+                param="moderation",
+            )
         inputs: list[tuple[int, int]] = []
         if images or mask is not None:
             if not 1 <= len(images) <= caps.max_reference_images:
@@ -547,40 +615,50 @@ class FakeOpenAI:
 
     def _priced(self, params: dict[str, Any]) -> tuple[dict[str, Any], float]:
         """The response payload with `data` still empty, and the USD it bills online."""
-        size = "1024x1024" if params["size"] == "auto" else params["size"]
+        size = image_size(params)
         quality = "medium" if params["quality"] == "auto" else params["quality"]
         fmt, transparent = params["output_format"], params["background"] == "transparent"
         pricing = self._prices.pricing(params["model"])
         text = math.ceil(len(params["prompt"]) / 4)
         image_in = sum(pricing.image_input.tokens(w, h) for w, h in params["inputs"])
-        out = math.ceil(output_tokens(pricing, size, quality).expected)
         n = params["n"]
+        image_out = math.ceil(output_tokens(pricing, size, quality).expected) * n
+        text_out = int(m[1]) if (m := _TEXT_OUT.search(params["prompt"])) else 0
         per = pricing.per_million_tokens
+        # Read straight from the table: a price table without the key bills text
+        # output at the image output rate.
+        text_rate = getattr(per, "text_output", None)
+        text_rate = per.image_output if text_rate is None else text_rate
         billed = (
-            text * per.text_input + image_in * per.image_input + out * n * per.image_output
+            text * per.text_input
+            + image_in * per.image_input
+            + image_out * per.image_output
+            + text_out * text_rate
         ) / 1e6
-        payload = {
+        output = image_out + text_out
+        payload: dict[str, Any] = {
             "created": int(time.time()),
             "data": [],
             "background": "transparent" if transparent else "opaque",
             "output_format": fmt,
             "quality": quality,
-            "size": size,
             "usage": {
                 "input_tokens": text + image_in,
                 "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},
-                "output_tokens": out * n,
-                "output_tokens_details": {"image_tokens": out * n, "text_tokens": 0},
-                "total_tokens": text + image_in + out * n,
+                "output_tokens": output,
+                "output_tokens_details": {"image_tokens": image_out, "text_tokens": text_out},
+                "total_tokens": text + image_in + output,
             },
         }
+        if size in RESPONSE_SIZES:
+            payload["size"] = size
         return payload, billed
 
     def _b64_image(self, params: dict[str, Any], payload: dict[str, Any]) -> bytes:
         """The base64 of the answer's image (cached: the same bytes object every time)."""
         transparent = payload["background"] == "transparent"
         noise = "[[noise]]" in params["prompt"]
-        key = (payload["size"], payload["output_format"], transparent, noise)
+        key = (image_size(params), payload["output_format"], transparent, noise)
         with self._lock:
             cached = self._b64_images.get(key)
         if cached is None:
@@ -614,6 +692,50 @@ class FakeOpenAI:
             with self._lock:
                 self._images[key] = cached
         return cached
+
+
+def image_size(params: dict[str, Any]) -> str:
+    """The size of the image answered to validated request parameters."""
+    return "1024x1024" if params["size"] == "auto" else params["size"]
+
+
+def elided(payload: dict[str, Any]) -> dict[str, Any]:
+    """An images response as recorded: each `b64_json` replaced by `<base64, N chars>`."""
+    data = [
+        {**item, "b64_json": f"<base64, {len(item['b64_json'])} chars>"}
+        if isinstance(item.get("b64_json"), str)
+        else dict(item)
+        for item in payload.get("data", [])
+    ]
+    return {**payload, "data": data}
+
+
+def file_placeholder(filename: str | None, size: int) -> str:
+    """What a recorded multipart body shows for a file part."""
+    return f"<file {filename}, {size} bytes>"
+
+
+def _add_field(fields: dict[str, Any], name: str, value: str) -> None:
+    """One multipart field into a recorded body: `x[]` and repeated fields become lists."""
+    key = name.removesuffix("[]")
+    if key in fields:
+        current = fields[key]
+        fields[key] = [*current, value] if isinstance(current, list) else [current, value]
+    else:
+        fields[key] = [value] if name.endswith("[]") else value
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    """The request's JSON object, or None when it is not one."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _unparsable() -> ApiError:
+    return ApiError(400, "We could not parse the JSON body of your request.")
 
 
 class _Dropped(JSONResponse):
