@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/catalog_scale.py
 	$(BIN)/python bench/cost_accuracy.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/provenance.py
 
 ## bench-quick: the same, small (each under a minute)
 bench-quick: $(VENV)/.installed-test
@@ -57,6 +58,7 @@ bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/catalog_scale.py --quick
 	$(BIN)/python bench/cost_accuracy.py --quick
 	$(BIN)/python bench/ledger.py --quick
+	$(BIN)/python bench/provenance.py --quick
 
 ## screenshots: the README's images in docs/img/ (offline; the contact sheet needs chromium)
 screenshots: $(VENV)/.installed-test

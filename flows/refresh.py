@@ -9,8 +9,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from assetgen.flows.generate import TASK_OPTIONS
 from assetgen.tasks.catalog import table as cat
-from assetgen.tasks.config.job import ConfigError, load_job_config
+from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
 from assetgen.tasks.renditions.postprocess import refresh_assets
+from assetgen.tasks.renditions.signing import signing_material
 from assetgen.tasks.store.assets import AssetStore, asset_folder, now_utc
 from assetgen.tasks.store.runs import new_run_id
 
@@ -30,10 +31,11 @@ def select_assets(store: AssetStore, where: list[tuple[str, str]], versions: boo
 
 @task(name="render", **TASK_OPTIONS)
 def render_selected(
-    store: AssetStore, presets: dict[str, Any], folders: list[str], run_id: str, workers: int | None
+    store: AssetStore, presets: dict[str, Any], folders: list[str], run_id: str, cfg: JobConfig
 ) -> tuple[int, list[str]]:
-    """Renditions for every selected asset, written beside its original."""
-    return refresh_assets(store, presets, folders, run_id, workers)
+    """Renditions for every selected asset, written beside its original (signed, if set)."""
+    material = signing_material(cfg)
+    return refresh_assets(store, presets, folders, run_id, cfg.render_workers, False, material)
 
 
 @flow(name="refresh_renditions")
@@ -57,7 +59,7 @@ def refresh_renditions(
     asset_store = AssetStore(cfg.store, cfg.store_options)
     run_id = new_run_id(now_utc())
     folders = select_assets(asset_store, list(where or []), versions)
-    done, errors = render_selected(asset_store, chosen, folders, run_id, cfg.render_workers)
+    done, errors = render_selected(asset_store, chosen, folders, run_id, cfg)
     summary = {
         "run_id": run_id,
         "store": cfg.store,

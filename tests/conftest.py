@@ -16,6 +16,8 @@ from assetgen.tasks.config.models import ModelCaps, load_model_table
 from assetgen.tasks.manifest.rows import RowContext
 from assetgen.tasks.plan.jobs import Planner
 from assetgen.tasks.plan.pricing import PriceTable, load_price_table
+from assetgen.tasks.renditions.credentials import SigningMaterial
+from assetgen.tasks.renditions.made_up_pki import shared_pki
 from tests.fakes.images_api import FakeOpenAI
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -111,14 +113,17 @@ FAKE_KEY = "sk-test-fake-0123456789"
 @pytest.fixture(scope="session")
 def openai_server() -> Iterator[FakeOpenAI]:
     """The Images API test server, shared by the session."""
-    with FakeOpenAI(api_key=FAKE_KEY) as server:
+    # Its images arrive signed by a made-up "generator" (made_up_pki.py), as OpenAI's do.
+    leaf = shared_pki().generator()
+    generator = SigningMaterial(cert_chain=leaf.chain, alg=leaf.alg, private_key=leaf.key)
+    with FakeOpenAI(api_key=FAKE_KEY, generator=generator) as server:
         yield server
 
 
 @pytest.fixture
 def fake(openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
     """The test server with counters and faults cleared; its settings restored afterwards."""
-    settings = ("ipm", "burst", "latency_s", "latency_jitter", "rate_headers")
+    settings = ("ipm", "burst", "latency_s", "latency_jitter", "rate_headers", "generator")
     saved = {name: getattr(openai_server, name) for name in settings}
     openai_server.reset()
     openai_server.api_key = FAKE_KEY

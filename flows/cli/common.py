@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
+from assetgen.tasks.renditions.signing import signing_material
 from assetgen.tasks.store.assets import AssetStore
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -67,5 +68,7 @@ def bad_input(e: Exception, as_json: bool) -> NoReturn:
 
 
 def check_credentials(cfg: JobConfig) -> None:
+    """What must be right before anything is spent: the API key, and the signing material."""
     if cfg.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError("provider openai needs OPENAI_API_KEY in the environment")
+    signing_material(cfg)

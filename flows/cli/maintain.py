@@ -20,6 +20,7 @@ from assetgen.flows.cli.common import (
 )
 from assetgen.flows.local_server import prefect_api
 from assetgen.tasks.config.job import ConfigError, load_job_config
+from assetgen.tasks.renditions.signing import signing_material
 
 
 def serve(
@@ -66,7 +67,7 @@ def refresh(
     from assetgen.flows.refresh import refresh_renditions
 
     try:
-        load_job_config(config, {"store": store})
+        signing_material(load_job_config(config, {"store": store}))  # fail before any work
         with prefect_api():
             summary = refresh_renditions(
                 preset, store, str(config) if config else None, parse_where(where), versions

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assetgen.flows.cli.common import (
@@ -25,6 +26,7 @@ from assetgen.tasks.manifest.rejects import rejects_file
 from assetgen.tasks.manifest.rows import RowContext
 from assetgen.tasks.plan.jobs import Planner, PlanSummary
 from assetgen.tasks.plan.pricing import Cost, format_usd, load_price_table
+from assetgen.tasks.renditions.signing import credentials_note, signing_material
 
 
 def _default_rejects_path(manifest: str) -> str:
@@ -56,6 +58,7 @@ def plan(
     rejects_url = rejects or _default_rejects_path(manifest)
     try:
         cfg = load_job_config(config, {"budget.cap_usd": budget})
+        material = signing_material(cfg)
         planner = Planner(RowContext.build(cfg, load_model_table()), load_price_table())
         summary = PlanSummary()
         with rejects_file(rejects_url) as write_reject:
@@ -90,6 +93,7 @@ def plan(
         "prices_read_on": prices_read_on,
         "mode": cfg.mode,
         "budget_usd": cfg.budget.cap_usd,
+        "provenance": {"signed": material is not None, "note": credentials_note(material)},
         "worst_case_fits_budget": cfg.budget.cap_usd is None
         or (batch_cost if cfg.mode == "batch" else summary.cost).worst <= cfg.budget.cap_usd,
         "rejects_file": rejects_url,
@@ -134,6 +138,8 @@ def _print_plan(r: dict[str, Any]) -> None:
             "the Batch API's JSON edit body takes"
         )
     console.print(f"  [dim]prices read {r['prices_read_on']}[/]")
+    signed = r["provenance"]["signed"]
+    console.print(f"  {'' if signed else '[yellow]'}{escape(r['provenance']['note'])}")
     if r["budget_usd"] is not None:
         verdict = (
             "[green]worst case fits[/]"

@@ -152,6 +152,8 @@ def _print_run(r: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"  rejected rows: {escape(r['rejects_file'])}")
     if r.get("report"):
         console.print(f"  contact sheet: {escape(r['report'])}")
+    if r.get("provenance"):
+        console.print(f"  {escape(r['provenance'])}")
 
 
 def collect(

@@ -24,6 +24,7 @@ from assetgen.tasks.generation.run import build_sidecar
 from assetgen.tasks.plan.jobs import Job
 from assetgen.tasks.plan.pricing import PriceTable, usage_cost
 from assetgen.tasks.renditions.postprocess import PostProcessor, rendition_pool
+from assetgen.tasks.renditions.signing import signing_material
 from assetgen.tasks.store.assets import SIDECAR, AssetStore, now_utc
 
 # Line errors that say nothing about the request itself: the job goes back to the plan.
@@ -76,7 +77,7 @@ async def collect_async(
     catalog = CatalogWriter(store, run_id)
     presets = {name: cfg.presets[name] for name in cfg.renditions}
     pool = rendition_pool(cfg.render_workers) if presets else None
-    post = PostProcessor(store, presets, catalog, pool)
+    post = PostProcessor(store, presets, catalog, pool, signing_material(cfg))
     try:
         while True:
             report.waiting = []

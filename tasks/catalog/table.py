@@ -86,6 +86,14 @@ SCHEMA = pa.schema(
         ("original_bytes", pa.int64()),
         ("original_sha256", pa.string()),
         ("renditions", pa.list_(RENDITION)),
+        # The original's C2PA manifest as it arrived: its validation state
+        # ("absent" without one), claim generator, signer, digital source type.
+        ("c2pa_state", pa.string()),
+        ("c2pa_generator", pa.string()),
+        ("c2pa_signer", pa.string()),
+        ("c2pa_source_type", pa.string()),
+        # Whether the renditions carry our signed manifests: signed, unsigned, mixed.
+        ("rendition_credentials", pa.string()),
         ("metadata", pa.string()),  # JSON: columns differ from manifest to manifest
     ]
 )
@@ -141,7 +149,21 @@ def row_from_sidecar(store: AssetStore, sidecar: Sidecar) -> dict[str, Any]:
             }
             for r in sidecar.renditions
         ],
+        **_credential_columns(sidecar),
         "metadata": json.dumps(sidecar.metadata, default=str),
+    }
+
+
+def _credential_columns(sidecar: Sidecar) -> dict[str, Any]:
+    found = sidecar.credentials
+    states = {r.credentials or "unsigned" for r in sidecar.renditions}
+    renditions = None if not states else states.pop() if len(states) == 1 else "mixed"
+    return {
+        "c2pa_state": None if found is None else found.get("validation_state") or "absent",
+        "c2pa_generator": (found or {}).get("claim_generator"),
+        "c2pa_signer": (found or {}).get("signer"),
+        "c2pa_source_type": (found or {}).get("digital_source_type"),
+        "rendition_credentials": renditions,
     }
 
 

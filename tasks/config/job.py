@@ -91,6 +91,21 @@ class BatchConfig(StrictModel):
     )
 
 
+class C2paConfig(StrictModel):
+    """Signing material for the renditions' C2PA manifests (README: Provenance)."""
+
+    cert_chain: str = Field(description="path or URI of a PEM certificate chain, leaf first")
+    private_key: str = Field(description="path or URI of a PKCS#8 PEM private key")
+    alg: Literal["es256", "es384", "ps256", "ed25519"] = "es256"
+    timestamp_url: str | None = Field(None, description="an RFC 3161 time-stamp authority")
+
+
+class ProvenanceConfig(StrictModel):
+    """How renditions keep their provenance: the XMP mark always, C2PA when signing is set."""
+
+    c2pa: C2paConfig | None = None
+
+
 class JobConfig(StrictModel):
     """Everything one run needs besides the manifest."""
 
@@ -123,6 +138,7 @@ class JobConfig(StrictModel):
     progress_log_s: float = Field(
         30, gt=0, description="seconds between progress log lines when no terminal shows them"
     )
+    provenance: ProvenanceConfig = ProvenanceConfig()
 
     @field_validator("style_version", mode="before")
     @classmethod

@@ -1,8 +1,13 @@
-"""An offline provider: deterministic local images, billed as the real model would bill them."""
+"""An offline provider: deterministic local images, billed as the real model would bill them.
+
+Its images arrive signed with a C2PA manifest as created by a trained
+algorithm, as OpenAI's do, by a made-up generator nobody trusts (made_up_pki.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import math
@@ -15,7 +20,10 @@ from assetgen.tasks.config.models import parse_size
 from assetgen.tasks.generation.providers import ImageResult
 from assetgen.tasks.plan.jobs import Job
 from assetgen.tasks.plan.pricing import PriceTable, Usage, output_tokens
+from assetgen.tasks.renditions.credentials import SigningMaterial, mime_of, sign_original
+from assetgen.tasks.renditions.made_up_pki import TestPKI
 
+GENERATOR = "assetgen placeholder generator"
 AUTO_SIZE = "1024x1024"
 AUTO_QUALITY = "medium"
 
@@ -37,7 +45,7 @@ class PlaceholderProvider:
             await asyncio.sleep(self._latency_s)
         size = AUTO_SIZE if job.size == "auto" else job.size
         quality = AUTO_QUALITY if job.quality == "auto" else job.quality
-        image = await asyncio.to_thread(render, job, size)
+        image = await asyncio.to_thread(signed_render, job, size)
         return ImageResult(
             image=image,
             output_format=job.output_format,
@@ -57,6 +65,18 @@ class PlaceholderProvider:
             image_input_tokens=sum(pricing.image_input.tokens(i.width, i.height) for i in inputs),
             output_tokens=math.ceil(output_tokens(pricing, size, quality).expected),
         )
+
+
+@functools.cache
+def generator() -> SigningMaterial:
+    """The placeholder's own generator identity: made once per process, trusted by no one."""
+    leaf = TestPKI("assetgen placeholder").leaf(GENERATOR, org="assetgen placeholder")
+    return SigningMaterial(cert_chain=leaf.chain, alg=leaf.alg, private_key=leaf.key)
+
+
+def signed_render(job: Job, size: str) -> bytes:
+    """The job's image (see `render`), signed by the placeholder's generator."""
+    return sign_original(generator(), render(job, size), mime_of(job.output_format), GENERATOR)
 
 
 def render(job: Job, size: str) -> bytes:

@@ -28,7 +28,9 @@ from assetgen.tasks.generation.placeholder import PlaceholderProvider
 from assetgen.tasks.generation.providers import Provider
 from assetgen.tasks.plan.jobs import Job
 from assetgen.tasks.plan.pricing import PriceTable
+from assetgen.tasks.renditions.credentials import mime_of, read_credentials
 from assetgen.tasks.renditions.postprocess import PostProcessor, rendition_pool
+from assetgen.tasks.renditions.signing import credentials_note, signing_material
 from assetgen.tasks.store.assets import EXTENSIONS, AssetStore, Sidecar, now_utc
 
 
@@ -46,6 +48,7 @@ class GenerationReport:
     period: dict[str, Any] | None = None
     rate_limit_pauses: int = 0
     rendition_errors: list[str] = field(default_factory=list)
+    provenance: str = ""  # what the renditions carry (signing.credentials_note)
     interrupted: bool = False
     catalog_rows: int = 0
     seconds: float = 0.0
@@ -91,10 +94,11 @@ def period_figures(account: LedgerAccount, before: float | None) -> dict[str, An
 
 
 def build_sidecar(job: Job, done: Attempted, run_id: str, provider: str) -> Sidecar:
-    """The sidecar of a freshly generated image."""
+    """The sidecar of a freshly generated image, with what its C2PA manifest says (if any)."""
     result = done.result
     with Image.open(io.BytesIO(result.image)) as img:
         width, height = img.size
+        mime = mime_of(img.format or result.output_format)
     return Sidecar(
         asset_id=job.asset_id,
         run_id=run_id,
@@ -127,6 +131,7 @@ def build_sidecar(job: Job, done: Attempted, run_id: str, provider: str) -> Side
         request_id=result.request_id,
         latency_s=round(done.latency_s, 3),
         attempts=done.attempts,
+        credentials=read_credentials(result.image, mime).model_dump(),
     )
 
 
@@ -174,6 +179,7 @@ async def generate_async(
     store's ledger), claimed in blocks as requests go out.
     """
     started = time.monotonic()
+    material = signing_material(cfg)  # bad signing material stops the run before any spend
     account = account or open_account(cfg, store, run_id, started_at)
     before = await asyncio.to_thread(account.period_total)
     budget = Budget(cfg.budget.cap_usd, prices, account)
@@ -183,10 +189,11 @@ async def generate_async(
     catalog = CatalogWriter(store, run_id)
     presets = {name: cfg.presets[name] for name in cfg.renditions}
     pool = rendition_pool(cfg.render_workers) if presets else None
-    post = PostProcessor(store, presets, catalog, pool)
+    post = PostProcessor(store, presets, catalog, pool, material)
 
     async def write(job: Job, done: Attempted) -> str:
-        sidecar = build_sidecar(job, done, run_id, provider.name)
+        # Reading the image's C2PA manifest is CPU work: off the dispatch loop.
+        sidecar = await asyncio.to_thread(build_sidecar, job, done, run_id, provider.name)
         folder = store.asset_dir(job)
         uri = await asyncio.to_thread(
             store.write_asset, folder, sidecar.original, done.result.image, sidecar
@@ -240,6 +247,7 @@ async def generate_async(
         rate_limit_pauses=limiter.pauses,
         # A failed catalog merge loses nothing (the parts stay) but is worth knowing.
         rendition_errors=post.errors + [f"catalog merge: {e}" for e in catalog.merge_errors],
+        provenance=credentials_note(material),
         interrupted=interrupted.is_set(),
         catalog_rows=catalog.rows_written,
         seconds=time.monotonic() - started,

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from assetgen.tasks.catalog.table import CatalogWriter, latest_rows, read_matching, row_from_sidecar
 from assetgen.tasks.config.job import JobConfig
+from assetgen.tasks.renditions.credentials import SigningMaterial
 from assetgen.tasks.renditions.presets import Preset
-from assetgen.tasks.renditions.render import Rendered, render_all
+from assetgen.tasks.renditions.render import Rendered
+from assetgen.tasks.renditions.signing import render_and_sign, signing_material
 from assetgen.tasks.runtime.lifetime import exit_with_parent
 from assetgen.tasks.store.assets import SIDECAR, AssetStore, RenditionInfo, Sidecar
 
@@ -49,6 +51,7 @@ def store_renditions(
                 bytes=len(r.data),
                 quality=r.quality,
                 note=r.note,
+                credentials=r.credentials,
             )
         )
     new = {i.name for i in infos}
@@ -66,6 +69,7 @@ class PostProcessor:
     presets: dict[str, Preset]
     catalog: CatalogWriter
     pool: Executor | None = None
+    material: SigningMaterial | None = None  # signs every rendition when given
     max_pending: int = 32
     errors: list[str] = field(default_factory=list)
     _tasks: set[asyncio.Task] = field(default_factory=set)
@@ -96,7 +100,9 @@ class PostProcessor:
         try:
             if presets and image is not None:
                 loop = asyncio.get_running_loop()
-                rendered = await loop.run_in_executor(self.pool, render_all, image, presets)
+                rendered = await loop.run_in_executor(
+                    self.pool, render_and_sign, image, presets, self.material
+                )
                 sidecar = await asyncio.to_thread(
                     store_renditions, self.store, folder, sidecar, rendered
                 )
@@ -121,13 +127,15 @@ def refresh_assets(
     run_id: str,
     workers: int | None = None,
     missing_only: bool = False,
+    material: SigningMaterial | None = None,
 ) -> tuple[int, list[str]]:
     """Render `presets` for the assets in `folders` from their stored originals.
 
-    With `missing_only`, only presets an asset does not have yet. No provider
-    is involved: nothing is paid. Returns (assets done, errors).
+    With `missing_only`, only presets an asset does not have yet; with
+    `material`, every rendition is signed again. No provider is involved:
+    nothing is paid. Returns (assets done, errors).
     """
-    return asyncio.run(_refresh(store, presets, folders, run_id, workers, missing_only))
+    return asyncio.run(_refresh(store, presets, folders, run_id, workers, missing_only, material))
 
 
 async def _refresh(
@@ -137,10 +145,11 @@ async def _refresh(
     run_id: str,
     workers: int | None,
     missing_only: bool,
+    material: SigningMaterial | None,
 ) -> tuple[int, list[str]]:
     catalog = CatalogWriter(store, run_id)
     with rendition_pool(workers) as pool:
-        post = PostProcessor(store, presets, catalog, pool)
+        post = PostProcessor(store, presets, catalog, pool, material)
         for folder in folders:
             raw = await asyncio.to_thread(store.read_bytes, f"{folder}/{SIDECAR}")
             sidecar = Sidecar.model_validate_json(raw)
@@ -184,5 +193,6 @@ def complete_stored(store: AssetStore, cfg: JobConfig, skipped: dict[str, str], 
     presets = {name: cfg.presets[name] for name in cfg.renditions}
     folders = incomplete(store, presets, skipped)
     if folders:
-        refresh_assets(store, presets, folders, run_id, cfg.render_workers, missing_only=True)
+        material = signing_material(cfg)
+        refresh_assets(store, presets, folders, run_id, cfg.render_workers, True, material)
     return len(folders)

@@ -45,6 +45,7 @@ class Rendered:
     extension: str
     quality: int | None
     note: str | None = None
+    credentials: str | None = None  # "signed": it carries a C2PA manifest (signing.py)
 
 
 # ---------------------------------------------------------------- decode

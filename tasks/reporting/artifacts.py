@@ -135,6 +135,8 @@ def publish_artifacts(s: dict[str, Any]) -> None:
         )
     if s.get("report"):
         lines.append(f"- contact sheet: {s['report']}")
+    if s.get("provenance"):
+        lines.append(f"- {s['provenance']}")
     if s["stop_reason"]:
         lines.append(f"- **run stopped**: {s['stop_reason']}")
     lines += [f"- {f['count']} x {f['reason']}" for f in s["top_failures"]]

@@ -58,6 +58,9 @@ class ReportEntry(BaseModel):
     thumbnail_height: int | None = None
     full: str | None = None
     original_uri: str | None = None
+    # The renditions' Content Credentials: signed, unsigned, or invalid (the
+    # original's manifest did not validate).
+    credentials: str = "unsigned"
 
     @property
     def label(self) -> str:
@@ -143,7 +146,14 @@ def entry_from_row(store: AssetStore, row: dict[str, Any]) -> ReportEntry:
         thumbnail_height=height,
         full=full,
         original_uri=row.get("original_uri"),
+        credentials=_credentials(row),
     )
+
+
+def _credentials(row: dict[str, Any]) -> str:
+    if row.get("c2pa_state") == "Invalid":
+        return "invalid"
+    return "signed" if row.get("rendition_credentials") == "signed" else "unsigned"
 
 
 def group_key(partition: Mapping[str, str]) -> str:

@@ -43,6 +43,7 @@ def run_summary(
         "requests": report.requests_sent,
         "errors": dict(report.errors),
         "rendition_errors": report.rendition_errors[:10],
+        "provenance": report.provenance,
         "catalog_rows": report.catalog_rows,
         "sent_online": 0,
         "submitted": 0,

@@ -35,6 +35,7 @@ class RenditionInfo(BaseModel):
     bytes: int
     quality: int | None = None
     note: str | None = None
+    credentials: str | None = None  # "signed" when it carries a C2PA manifest of ours
 
 
 class Sidecar(BaseModel):
@@ -67,6 +68,9 @@ class Sidecar(BaseModel):
     latency_s: float
     attempts: int
     batch_id: str | None = None  # Batch API mode: the batch that made it
+    # What the original's C2PA manifest says as it arrived (renditions/credentials.py
+    # Credentials); None for assets stored before it was read.
+    credentials: dict[str, Any] | None = None
 
 
 class UnsafePath(ValueError):

@@ -80,6 +80,7 @@ from starlette.routing import Route
 
 from assetgen.tasks.config.models import load_model_table, size_problem
 from assetgen.tasks.plan.pricing import load_price_table, output_tokens
+from assetgen.tasks.renditions.credentials import SigningMaterial, mime_of, sign_original
 
 if TYPE_CHECKING:
     from tests.fakes.batch_api import UploadRecord
@@ -172,6 +173,7 @@ class FakeOpenAI:
         latency_jitter: float = 0.0,
         rate_headers: bool = True,
         seed: int = 0,
+        generator: SigningMaterial | None = None,
     ) -> None:
         self.api_key = api_key
         self.ipm = ipm
@@ -179,6 +181,9 @@ class FakeOpenAI:
         self.latency_s = latency_s
         self.latency_jitter = latency_jitter
         self.rate_headers = rate_headers
+        # Signs every image it answers with a C2PA manifest as created by a
+        # trained algorithm, the way OpenAI's images arrive; None: unsigned.
+        self.generator = generator
         self.insufficient_quota = False
         self._seed = seed
         self._lock = threading.Lock()
@@ -658,12 +663,17 @@ class FakeOpenAI:
         """The base64 of the answer's image (cached: the same bytes object every time)."""
         transparent = payload["background"] == "transparent"
         noise = "[[noise]]" in params["prompt"]
-        key = (image_size(params), payload["output_format"], transparent, noise)
+        generator = self.generator
+        fmt = payload["output_format"]
+        key = (image_size(params), fmt, transparent, noise, id(generator) if generator else 0)
         with self._lock:
             cached = self._b64_images.get(key)
         if cached is None:
             maker = self._noise if noise else self._image
-            cached = base64.b64encode(maker(*key[:3]))
+            image = maker(image_size(params), fmt, transparent)
+            if generator is not None:
+                image = sign_original(generator, image, mime_of(fmt))
+            cached = base64.b64encode(image)
             with self._lock:
                 self._b64_images[key] = cached
         return cached
