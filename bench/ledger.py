@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import fsspec
-import httpx
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,29 +40,7 @@ from assetgen.tasks.plan.pricing import load_price_table
 from assetgen.tasks.store.assets import AssetStore, now_utc
 from bench.dispatch_rate import KEY, make_jobs, steady_rate
 from tests.fakes.images_api import FakeOpenAI
-
-
-def moto_server() -> tuple[subprocess.Popen[bytes], str]:
-    """A moto S3 server in a process of its own; its endpoint URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    moto = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(endpoint, timeout=1)
-            return proc, endpoint
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                sys.exit("moto_server did not start (pip install -e '.[test]')")
-            time.sleep(0.1)
+from tests.fakes.s3_server import start_moto, stop_moto
 
 
 def run(fake: FakeOpenAI, store: AssetStore, n: int, ipm: float, tag: str) -> dict[str, float]:
@@ -132,7 +107,7 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    moto, endpoint = moto_server()
+    moto, endpoint = start_moto()
     rows = {}
     try:
         fsspec.filesystem("s3", endpoint_url=endpoint).mkdir("bench-ledger")
@@ -146,8 +121,7 @@ def main() -> None:
             s3 = AssetStore("s3://bench-ledger/store", {"endpoint_url": endpoint})
             rows["s3"] = run(fake, s3, n, args.ipm, "s3")
     finally:
-        moto.terminate()
-        moto.wait(10)
+        stop_moto(moto)
     print(f"{n} jobs, server limit {args.ipm:.0f}/min, latency {args.latency}s +-50%")
     print(
         f"{'store':6} {'images':>7} {'ledger writes':>14} {'per image':>10} {'steady':>7} "

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from assetgen.flows.generate import TASK_OPTIONS
-from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.catalog.table import query
 from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
 from assetgen.tasks.renditions.postprocess import refresh_assets
 from assetgen.tasks.renditions.signing import signing_material
@@ -19,8 +19,8 @@ from assetgen.tasks.store.runs import new_run_id
 @task(name="select-assets", **TASK_OPTIONS)
 def select_assets(store: AssetStore, where: list[tuple[str, str]], versions: bool) -> list[str]:
     """Folders of the generated assets matching `where`; superseded ones only with `versions`."""
-    found = cat.query(store, where, status="generated", columns=["asset_id", "partition"])
-    table = found if versions else cat.select(found, current_only=True)
+    columns = ["asset_id", "partition"]
+    table = query(store, where, "generated", columns=columns, current_only=not versions)
     return [
         asset_folder(dict(part or []), asset_id)
         for asset_id, part in zip(

@@ -59,7 +59,7 @@ def memory_dir() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 for the whole session; s3fs is pointed at it."""
-    from moto.server import ThreadedMotoServer
+    from tests.fakes.s3_server import start_moto, stop_moto
 
     fake_env = {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -68,16 +68,13 @@ def s3_endpoint() -> Iterator[str]:
     }
     saved_env = {k: os.environ.get(k) for k in fake_env}
     os.environ.update(fake_env)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    server, endpoint = start_moto()
     saved_conf = fsspec.config.conf.get("s3")
     fsspec.config.conf["s3"] = {"endpoint_url": endpoint}
     try:
         yield endpoint
     finally:
-        server.stop()
+        stop_moto(server)
         if saved_conf is None:
             fsspec.config.conf.pop("s3", None)
         else:

@@ -1,4 +1,4 @@
-"""The Parquet catalog: latest row wins, compaction without gaps, rebuild from sidecars."""
+"""The catalog's Delta table: upserts by asset_id, selection, checkpoints, rebuild, compact."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable, write_deltalake
 from typer.testing import CliRunner
 
 from assetgen.flows.cli.app import app
 from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.catalog import writer as catalog_writer
+from assetgen.tasks.catalog.location import CATALOG, CatalogUnavailable, location
+from assetgen.tasks.catalog.rows import SCHEMA, SUPERSEDED_BY, row_from_sidecar
+from assetgen.tasks.catalog.select import select
+from assetgen.tasks.catalog.writer import CatalogWriter
 from assetgen.tasks.plan.pricing import Usage
 from assetgen.tasks.store.assets import AssetStore, Sidecar, UnsafePath, asset_folder
 
@@ -54,7 +58,15 @@ def put_asset(store: AssetStore, sc: Sidecar) -> str:
 
 
 def row(store: AssetStore, asset_id: str, **over: Any) -> dict[str, Any]:
-    return cat.row_from_sidecar(store, sidecar(asset_id)) | over
+    return row_from_sidecar(store, sidecar(asset_id)) | over
+
+
+def by_id(table: pa.Table, column: str) -> dict[str, Any]:
+    return dict(zip(table["asset_id"].to_pylist(), table[column].to_pylist(), strict=True))
+
+
+def sorted_rows(table: pa.Table) -> pa.Table:
+    return table.sort_by("asset_id")
 
 
 @pytest.fixture
@@ -62,57 +74,61 @@ def store(tmp_path: Path) -> AssetStore:
     return AssetStore(str(tmp_path / "store"))
 
 
-def test_latest_row_per_asset_wins(store: AssetStore) -> None:
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    cat.write_part(
-        store,
-        "_catalog/part-a.parquet",
-        [
-            row(store, "a1", status="failed", error="500", recorded_at=t0),
-            row(store, "a2", recorded_at=t0),
-        ],
-    )
-    cat.write_part(
-        store,
-        "_catalog/part-b.parquet",
-        [
-            row(store, "a1", status="generated", recorded_at=t0 + timedelta(hours=1)),
-        ],
-    )
+def test_a_commit_upserts_one_row_per_asset(store: AssetStore) -> None:
+    cat.commit(store, [row(store, "a1", status="failed", error="500"), row(store, "a2")], "r1")
+    cat.commit(store, [row(store, "a1", status="generated")], "r2")
     table = cat.read_catalog(store)
-    assert table.num_rows == 2
-    statuses = dict(zip(table["asset_id"].to_pylist(), table["status"].to_pylist(), strict=True))
-    assert statuses == {"a1": "generated", "a2": "generated"}
-    assert cat.read_catalog(store, latest=False).num_rows == 3
+    assert table.schema == SCHEMA
+    assert by_id(table, "status") == {"a1": "generated", "a2": "generated"}
+    # Anyone else opening the table sees the same: one row per asset, two versions.
+    uri, _ = location(store)
+    other = DeltaTable(uri)
+    assert other.version() == 1 and other.count() == 2
+    assert [(e["version"], e["run_id"]) for e in cat.history(store)] == [(1, "r2"), (0, "r1")]
+    # Within one commit the last row of an asset wins.
+    cat.commit(store, [row(store, "a2", cost_usd=1.0), row(store, "a2", cost_usd=2.0)], "r3")
+    assert by_id(cat.read_catalog(store), "cost_usd")["a2"] == 2.0
 
 
-def test_writer_checkpoints_parts_as_it_goes(store: AssetStore, monkeypatch) -> None:
-    monkeypatch.setattr(cat, "FLUSH_ROWS", 3)
-    writer = cat.CatalogWriter(store, "run-9")
+def test_writer_commits_checkpoints_as_it_goes(store: AssetStore, monkeypatch) -> None:
+    monkeypatch.setattr(catalog_writer, "FLUSH_ROWS", 3)
+    writer = CatalogWriter(store, "run-9")
     for i in range(7):
         writer.add(row(store, f"a{i}"))
-    # Two parts published before the run ends: a crash now keeps six rows.
-    assert len(cat.part_paths(store)) == 2
+    # Two versions committed before the run ends: a crash now keeps six rows.
+    assert len(cat.history(store)) == 2
     assert cat.read_catalog(store).num_rows == 6
     writer.flush()
-    assert cat.read_catalog(store).num_rows == 7
+    assert cat.read_catalog(store).num_rows == 7 and writer.rows_written == 7
+    assert {e["run_id"] for e in cat.history(store)} == {"run-9"}
+
+
+def test_a_checkpoint_committed_twice_is_applied_once(store: AssetStore) -> None:
+    cat.commit(store, [row(store, "a1", cost_usd=1.0)], "r1", ("assetgen-r1-x", 1))
+    cat.commit(store, [row(store, "a1", cost_usd=2.0)], "r2")
+    # A retry of r1's first checkpoint (its answer was lost) must not undo r2's row.
+    cat.commit(store, [row(store, "a1", cost_usd=1.0)], "r1", ("assetgen-r1-x", 1))
+    assert by_id(cat.read_catalog(store), "cost_usd") == {"a1": 2.0}
+    assert len(cat.history(store)) == 2
+    cat.commit(store, [row(store, "a1", cost_usd=3.0)], "r1", ("assetgen-r1-x", 2))
+    assert by_id(cat.read_catalog(store), "cost_usd") == {"a1": 3.0}
 
 
 def test_select_by_partition_metadata_column_status_and_since(store: AssetStore) -> None:
-    cat.write_part(
+    cat.commit(
         store,
-        "_catalog/p.parquet",
         [
             row(store, "a1"),
             row(store, "a2", partition={"campaign": "fall"}),
             row(store, "a3", status="failed", metadata='{"color": "blue"}'),
             row(store, "a4", created_at=datetime(2026, 12, 1, tzinfo=UTC)),
         ],
+        "r1",
     )
     table = cat.read_catalog(store)
 
     def ids(**kw: Any) -> set[str]:
-        return set(cat.select(table, **kw)["asset_id"].to_pylist())
+        return set(select(table, **kw)["asset_id"].to_pylist())
 
     assert ids(where=[("campaign", "spring")]) == {"a1", "a3", "a4"}
     assert ids(where=[("color", "blue")]) == {"a3"}
@@ -125,23 +141,22 @@ def test_select_by_partition_metadata_column_status_and_since(store: AssetStore)
 def test_rebuild_from_sidecars_alone(store: AssetStore) -> None:
     for i in range(5):
         put_asset(store, sidecar(f"b{i}", partition={"campaign": f"c{i % 2}"}))
-    cat.write_part(store, "_catalog/stale.parquet", [row(store, "gone")])
+    cat.commit(store, [row(store, "gone")], "r0")
     assert cat.rebuild(store) == 5
     table = cat.read_catalog(store)
     assert sorted(table["asset_id"].to_pylist()) == [f"b{i}" for i in range(5)]
     uri = table.to_pylist()[0]["original_uri"]
     assert Path(uri).read_bytes() == b"png-bytes"
-    assert len(cat.part_paths(store)) == 1
+    # A new version: the one before still reads as it was.
+    assert cat.history(store)[0]["run_id"] == "rebuild"
+    assert cat.read_catalog(store, as_of=0)["asset_id"].to_pylist() == ["gone"]
 
 
-def test_compact_merges_parts_and_readers_never_see_a_gap_or_a_double(
-    store: AssetStore, monkeypatch
-) -> None:
+def test_compact_and_readers_never_see_a_gap_or_a_double(store: AssetStore) -> None:
     for p in range(20):
-        cat.write_part(
-            store, f"_catalog/part-{p:03d}.parquet", [row(store, f"a{p}x{i}") for i in range(5)]
-        )
+        cat.commit(store, [row(store, f"a{p}x{i}") for i in range(5)], f"r{p}")
     expected = {f"a{p}x{i}" for p in range(20) for i in range(5)}
+    files_before = len(DeltaTable(location(store)[0]).file_uris())
     seen: list[list[str]] = []
     errors: list[Exception] = []
     stop = threading.Event()
@@ -149,28 +164,21 @@ def test_compact_merges_parts_and_readers_never_see_a_gap_or_a_double(
     def reader() -> None:
         while not stop.is_set():
             try:
-                seen.append(cat.read_catalog(store)["asset_id"].to_pylist())
+                seen.append(cat.read_catalog(store, columns=["asset_id"])["asset_id"].to_pylist())
             except Exception as e:
                 errors.append(e)
 
-    # Slow each delete a little so readers run in the middle of compaction.
-    real_rm = store.fs.rm_file
-
-    def slow_rm(path: str) -> None:
-        stop.wait(0.005)
-        real_rm(path)
-
-    monkeypatch.setattr(store.fs, "rm_file", slow_rm)
     threads = [threading.Thread(target=reader) for _ in range(2)]
     for t in threads:
         t.start()
-    parts, assets = cat.compact(store)
+    done = cat.compact(store)
     stop.set()
     for t in threads:
         t.join()
     assert errors == []
-    assert (parts, assets) == (20, 100)
-    assert len(cat.part_paths(store)) == 1
+    assert done["files_before"] == files_before == 20
+    assert done["files_after"] == 1 and done["assets"] == 100
+    assert done["removed"] == 0  # the files of the last week's versions stay
     assert len(seen) > 2
     for ids in seen:
         assert len(ids) == len(set(ids)) == 100 and set(ids) == expected
@@ -186,13 +194,13 @@ def test_partition_values_never_leave_the_store() -> None:
 
 
 def test_cli_list_export_csv_is_safe_for_spreadsheets(store: AssetStore, tmp_path: Path) -> None:
-    cat.write_part(
+    cat.commit(
         store,
-        "_catalog/p.parquet",
         [
             row(store, "a1", prompt='=HYPERLINK("http://evil")'),
             row(store, "a2", partition={"campaign": "fall"}),
         ],
+        "r1",
     )
     runner = CliRunner()
     listed = runner.invoke(
@@ -213,24 +221,23 @@ def test_cli_list_export_csv_is_safe_for_spreadsheets(store: AssetStore, tmp_pat
     assert missing.exit_code == 2
 
 
-def test_a_checkpoint_cut_short_leaves_the_catalog_as_it_was(
-    store: AssetStore, monkeypatch
-) -> None:
-    writer = cat.CatalogWriter(store, "run-1")
+def test_a_commit_cut_short_leaves_the_catalog_as_it_was(store: AssetStore, monkeypatch) -> None:
+    writer = CatalogWriter(store, "run-1")
     writer.add(row(store, "a1"))
     writer.flush()
 
-    def killed(src: str, dst: str) -> None:
-        raise SystemExit("killed while publishing a part")
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("killed while committing")
 
     writer.add(row(store, "a2"))
-    monkeypatch.setattr("os.replace", killed)
+    monkeypatch.setattr(cat, "_merge", killed)
     with pytest.raises(SystemExit):
         writer.flush()
     monkeypatch.undo()
-    # What SIGKILL leaves (no cleanup runs): a half-written temporary file.
-    (Path(store.path("_catalog")) / ".tmp-abc.part").write_bytes(b"PAR1 half a part")
+    # What SIGKILL may leave (no cleanup runs): a data file no version names.
+    (Path(store.path(CATALOG)) / "part-00001-dead.snappy.parquet").write_bytes(b"PAR1 half")
     assert cat.read_catalog(store)["asset_id"].to_pylist() == ["a1"]
+    assert len(cat.history(store)) == 1
 
 
 def test_select_on_partition_and_metadata_keys_is_exact(store: AssetStore) -> None:
@@ -243,18 +250,18 @@ def test_select_on_partition_and_metadata_keys_is_exact(store: AssetStore) -> No
         "a6": {"campaign": "fall"},  # the partition's wins over the metadata's
     }
     partition = {"a5": {}, "a6": {"campaign": "spring"}}
-    cat.write_part(
+    cat.commit(
         store,
-        "_catalog/p.parquet",
         [
             row(store, a, metadata=json.dumps(m), partition=partition.get(a, {"campaign": "x"}))
             for a, m in meta.items()
         ],
+        "r1",
     )
     table = cat.read_catalog(store)
 
     def ids(key: str, value: str, **kw: Any) -> set[str]:
-        return set(cat.select(table, [(key, value)], **kw)["asset_id"].to_pylist())
+        return set(select(table, [(key, value)], **kw)["asset_id"].to_pylist())
 
     assert ids("color", "red") == {"a1"}  # not a substring, nor a nested or quoted "color"
     assert ids("gtin", "400638") == {"a1"}
@@ -268,250 +275,153 @@ def test_select_on_partition_and_metadata_keys_is_exact(store: AssetStore) -> No
     assert ids("campaign", "x", status="failed") == set()  # no row left before the key
 
 
-def test_compact_keeps_the_latest_rows_and_a_later_part_still_wins(store: AssetStore) -> None:
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+def test_compact_keeps_every_row_and_a_later_commit_still_wins(store: AssetStore) -> None:
     for p in range(3):
-        rows = [row(store, f"a{i}", cost_usd=p, recorded_at=t0 + timedelta(p)) for i in range(4)]
-        cat.write_part(store, f"_catalog/part-{p}.parquet", rows)
-    full = cat.read_catalog(store)
-    assert cat.compact(store) == (3, 4)
-    assert cat.read_catalog(store).equals(full)
-    assert cat.compact(store) == (1, 4)  # already one row per asset: written as it is
-    assert cat.read_catalog(store).equals(full)
-    older = row(store, "a2", cost_usd=9, recorded_at=t0)  # than the compacted row: loses
-    newer = row(store, "a1", cost_usd=7, recorded_at=t0 + timedelta(9))
-    cat.write_part(store, "_catalog/part-9.parquet", [older, newer])
-    table = cat.read_catalog(store)
-    costs = dict(zip(table["asset_id"].to_pylist(), table["cost_usd"].to_pylist(), strict=True))
-    assert costs == {"a0": 2, "a1": 7, "a2": 2, "a3": 2}
+        cat.commit(store, [row(store, f"a{i}", cost_usd=p) for i in range(4)], f"r{p}")
+    full = sorted_rows(cat.read_catalog(store))
+    assert cat.compact(store)["assets"] == 4
+    assert sorted_rows(cat.read_catalog(store)).equals(full)
+    assert cat.compact(store)["files_after"] == 1  # already compact: stays so
+    assert sorted_rows(cat.read_catalog(store)).equals(full)
+    cat.commit(store, [row(store, "a1", cost_usd=7)], "r9")
+    assert by_id(cat.read_catalog(store), "cost_usd") == {"a0": 2, "a1": 7, "a2": 2, "a3": 2}
+
+
+def test_superseded_by_is_set_on_the_older_version_in_the_same_commit(store: AssetStore) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    cat.commit(store, [row(store, "a1", row_id="chair", created_at=t0)], "r1")
+    assert by_id(cat.read_catalog(store), SUPERSEDED_BY) == {"a1": None}
+    # A newer asset of the same slot (partition, row_id, variant): a1 now names it.
+    cat.commit(store, [row(store, "a2", row_id="chair", created_at=t0 + timedelta(1))], "r2")
+    assert by_id(cat.read_catalog(store), SUPERSEDED_BY) == {"a1": "a2", "a2": None}
+    assert DeltaTable(location(store)[0]).history(1)[0]["operation"] == "MERGE"
+    # Other slots and failed rows do not supersede anything.
+    cat.commit(
+        store,
+        [
+            row(store, "a3", row_id="chair", variant=1, created_at=t0 + timedelta(2)),
+            row(store, "a4", row_id="chair", partition={"campaign": "fall"}),
+            row(store, "a5", row_id="chair", status="failed", created_at=t0 + timedelta(3)),
+        ],
+        "r3",
+    )
+    found = by_id(cat.read_catalog(store), SUPERSEDED_BY)
+    assert found == {"a1": "a2", "a2": None, "a3": None, "a4": None, "a5": None}
+    # An even newer one: both older versions name it (a1 is updated, not duplicated).
+    cat.commit(store, [row(store, "a6", row_id="chair", created_at=t0 + timedelta(4))], "r4")
+    found = by_id(cat.read_catalog(store), SUPERSEDED_BY)
+    assert found["a1"] == found["a2"] == "a6" and found["a6"] is None
+    assert cat.read_catalog(store).num_rows == 6
 
 
 def test_query_is_select_on_read_catalog(store: AssetStore, tmp_path: Path) -> None:
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     old = {"created_at": t0, "recorded_at": t0}
     new = {"created_at": t0 + timedelta(hours=1), "recorded_at": t0 + timedelta(hours=1)}
-    cat.write_part(
+    cat.commit(
         store,
-        "_catalog/a.parquet",
         [
             row(store, "a1", status="failed", metadata='{"color": "blue"}', **old),
             row(store, "a2", row_id="chair", **old),
             row(store, "a3", row_id="chair", **new),  # supersedes a2
         ],
+        "r1",
     )
     fall = {"campaign": "fall"}
     others = [row(store, f"b{i}") for i in range(6)]  # a query can leave out most rows
-    cat.write_part(
-        store,
-        "_catalog/b.parquet",
-        [row(store, "a1", **new), row(store, "a4", partition=fall), *others],
-    )
+    cat.commit(store, [row(store, "a1", **new), row(store, "a4", partition=fall), *others], "r2")
     full = cat.read_catalog(store)
     cases: list[dict[str, Any]] = [
         {},
-        {"status": "failed"},  # a1's older row failed, its newest did not
+        {"status": "failed"},  # a1 failed, then was made: no row left
         {"where": [("color", "blue")]},
         {"where": [("campaign", "spring"), ("row_id", "chair")]},
-        {"where": [(cat.SUPERSEDED_BY, "a3")]},
+        {"where": [(SUPERSEDED_BY, "a3")]},
         {"since": t0 + timedelta(minutes=30), "where": [("campaign", "spring")]},
     ]
     for kw in cases:
-        assert cat.query(store, **kw).equals(cat.select(full, **kw)), kw
+        assert cat.query(store, **kw).equals(select(full, **kw)), kw
     assert cat.query(store, status="failed").num_rows == 0
-    assert cat.query(store, [(cat.SUPERSEDED_BY, "a3")])["asset_id"].to_pylist() == ["a2"]
+    assert cat.query(store, [(SUPERSEDED_BY, "a3")])["asset_id"].to_pylist() == ["a2"]
+    current = cat.query(store, [("row_id", "chair")], current_only=True)
+    assert current["asset_id"].to_pylist() == ["a3"]
 
     shown = cat.query(store, [("campaign", "spring")], columns=["size"])
-    names = [n for n in cat.SCHEMA.names if n in {"size", *cat.SLOT_COLUMNS}]
-    assert shown.column_names == [*names, cat.SUPERSEDED_BY]
-    assert shown.equals(cat.select(full, [("campaign", "spring")]).select(shown.column_names))
+    assert shown.column_names == ["size"]
+    assert shown.equals(select(full, [("campaign", "spring")]).select(["size"]))
     empty = AssetStore(str(tmp_path / "empty"))
     assert cat.query(empty, [("campaign", "x")]).equals(cat.read_catalog(empty))
+    assert cat.read_catalog(empty).schema == SCHEMA
 
 
-def test_a_part_without_some_columns_reads_them_as_null(store: AssetStore) -> None:
-    old = pa.table({"asset_id": ["a1"], "status": ["generated"], "metadata": ['{"k": "v"}']})
-    buf = io.BytesIO()
-    pq.write_table(old, buf)
-    store.write_bytes("_catalog/old.parquet", buf.getvalue())
-    table = cat.read_catalog(store, latest=False)
-    assert table.schema == cat.SCHEMA
-    assert table.to_pylist()[0]["row_id"] is None
+def test_a_table_of_an_earlier_version_gains_new_columns(store: AssetStore) -> None:
+    # A table written before some columns existed (as the next features add columns).
+    older = [f for f in SCHEMA if f.name not in {"moderation", "c2pa_state", SUPERSEDED_BY}]
+    first = pa.Table.from_pylist([row(store, "a1")], schema=pa.schema(older))
+    uri, options = location(store)
+    write_deltalake(uri, first, storage_options=options)
+    table = cat.read_catalog(store)
+    assert table.schema == SCHEMA
+    assert table.to_pylist()[0]["moderation"] is None and table["row_id"].to_pylist() == ["sku-a1"]
+    cat.commit(store, [row(store, "a2", moderation="low", c2pa_state="valid")], "r1")
+    # The commit evolved the table's schema (a metadata change, not a rewrite).
+    names = DeltaTable(uri).schema().to_arrow().names
+    assert {"moderation", "c2pa_state", SUPERSEDED_BY} <= set(names)
+    assert by_id(cat.read_catalog(store), "moderation") == {"a1": None, "a2": "low"}
+    assert len(DeltaTable(uri).file_uris()) == 2  # a1's file kept as written
 
 
-def test_identical_rows_of_an_asset_count_once(store: AssetStore) -> None:
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    old = {"created_at": t0, "recorded_at": t0}
-    new = {"created_at": t0 + timedelta(hours=1), "recorded_at": t0 + timedelta(hours=1)}
-    rows = [
-        row(store, "a1", status="failed", metadata='{"color": "blue"}', **old),
-        row(store, "a2", row_id="chair", **old),
-        row(store, "a3", row_id="chair", **new),  # supersedes a2
-        *(row(store, f"b{i}") for i in range(6)),
-    ]
-    cat.write_part(store, "_catalog/part-1.parquet", rows)
+def test_every_reader_path_gives_the_same_rows(store: AssetStore) -> None:
+    rows = [row(store, "a1", status="failed", metadata='{"color": "blue"}')]
+    rows += [row(store, f"b{i}", row_id="chair" if i < 2 else f"s{i}") for i in range(6)]
+    cat.commit(store, rows, "r1")
     once = cat.read_catalog(store)
-    # What a merge or compaction leaves for a moment (or after a crash): every row twice.
-    cat.write_part(store, "_catalog/part-0.parquet", rows)
-    cat.write_part(store, "_catalog/part-2.parquet", rows[1:3])
-    assert cat.read_catalog(store, latest=False).num_rows == 2 * len(rows) + 2
-    assert cat.read_catalog(store).equals(once)
-    latest = cat.latest_rows(cat.read_catalog(store, latest=False))
-    assert latest.equals(once.drop_columns([cat.SUPERSEDED_BY]))
-    for kw in [{}, {"where": [("row_id", "chair")]}, {"where": [(cat.SUPERSEDED_BY, "a3")]}]:
-        assert cat.query(store, **kw).equals(cat.select(once, **kw)), kw
-    assert cat.query(store, [(cat.SUPERSEDED_BY, "a3")])["asset_id"].to_pylist() == ["a2"]
+    cat.commit(store, rows, "r1")  # the same rows again: still once each
+    assert cat.read_catalog(store).num_rows == once.num_rows == 7
+    for kw in [{}, {"where": [("row_id", "chair")]}, {"where": [(SUPERSEDED_BY, "b1")]}]:
+        assert cat.query(store, **kw).equals(select(cat.read_catalog(store), **kw)), kw
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
+@pytest.fixture(params=["local", "s3"])
 def any_store(request, tmp_path: Path) -> AssetStore:
     if request.param == "s3":
         return AssetStore(f"{request.getfixturevalue('s3_bucket')}/store")
-    if request.param == "memory":
-        return AssetStore(f"{request.getfixturevalue('memory_dir')}/store")
     return AssetStore(str(tmp_path / "store"))
 
 
-def parts_of(store: AssetStore) -> list[str]:
-    return [p.rsplit("/", 1)[-1] for p in cat.part_paths(store)]
-
-
-def test_a_run_ends_with_one_part_holding_every_row(any_store: AssetStore, monkeypatch) -> None:
+def test_a_writer_on_any_store_keeps_every_row_once(any_store: AssetStore, monkeypatch) -> None:
     store = any_store
-    monkeypatch.setattr(cat, "FLUSH_ROWS", 3)
-    # Read 2 parts at a time, written in row groups of 4 rows or more: two here.
-    monkeypatch.setattr(cat, "READ_THREADS", 2)
-    monkeypatch.setattr(cat, "TAKE_ROWS", 4)
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    other = cat.CatalogWriter(store, "run-0")  # another run's part: left alone
-    other.add(row(store, "a0", cost_usd=1.0, recorded_at=t0))
+    monkeypatch.setattr(catalog_writer, "FLUSH_ROWS", 3)
+    other = CatalogWriter(store, "run-0")  # another run's row: kept
+    other.add(row(store, "z0", cost_usd=1.0))
     other.flush()
-    writer = cat.CatalogWriter(store, "run-9")
+    writer = CatalogWriter(store, "run-9")
     for i in range(11):
-        writer.add(row(store, f"a{i}", recorded_at=t0 + timedelta(seconds=i)))
-    assert len(parts_of(store)) == 1 + 3  # checkpoints as the run goes
-    writer.flush()  # the run's end: 3 parts and the rows left become one part
-    names = parts_of(store)
-    assert len(names) == 2 and names[0].startswith("part-run-0-")
-    assert names[1].startswith("part-run-9-") and names[1].endswith("-00001-00004.parquet")
-    merged = pq.ParquetFile(io.BytesIO(store.fs.cat_file(cat.part_paths(store)[1])))
-    assert merged.schema_arrow.equals(cat.SCHEMA) and merged.metadata.num_row_groups == 2
-    assert merged.read()["asset_id"].to_pylist() == [f"a{i}" for i in range(11)]  # in order
-    table = cat.read_catalog(store)
-    assert table["asset_id"].to_pylist() == sorted(f"a{i}" for i in range(11))
-    assert cat.read_catalog(store, latest=False).num_rows == 12  # no row twice
-    assert writer.rows_written == 11 and writer.merge_errors == []
-
-    # More rows, then flush again (a collected batch): they become one more
-    # part, and a later row still wins over the merged one.
-    for i in range(4):
-        writer.add(row(store, "a1", cost_usd=i, recorded_at=t0 + timedelta(hours=1, seconds=i)))
-    writer.flush()
-    names = parts_of(store)
-    assert len(names) == 3 and names[2].endswith("-00005-00006.parquet")
-    table = cat.read_catalog(store)
-    assert table.filter(pc.equal(table["asset_id"], "a1"))["cost_usd"].to_pylist() == [3]
-    writer.add(row(store, "a2"))
-    writer.flush()  # a single part: kept as it is
-    assert parts_of(store)[3].endswith("-00007.parquet") and len(parts_of(store)) == 4
-
-
-def test_a_reader_during_the_merge_sees_each_asset_once(store: AssetStore, monkeypatch) -> None:
-    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
-    writer = cat.CatalogWriter(store, "run-1")
-    for i in range(7):
-        writer.add(row(store, f"a{i}", row_id="chair" if i < 2 else f"sku-{i}"))
-    assert len(parts_of(store)) == 3 and cat.read_catalog(store).num_rows == 6
-    seen: list[int] = []
-    real_remove = cat._remove
-
-    def remove_after_a_look(store_: AssetStore, paths: list[str]) -> None:
-        # Between publishing the merged part and deleting the small ones.
-        assert len(parts_of(store)) == 4 + 1
-        assert cat.read_catalog(store, latest=False).num_rows == 2 * 7
-        table = cat.read_catalog(store)
-        assert table["asset_id"].to_pylist() == [f"a{i}" for i in range(7)]
-        for kw in [{}, {"where": [("row_id", "chair")]}, {"where": [(cat.SUPERSEDED_BY, "a1")]}]:
-            assert cat.query(store, **kw).equals(cat.select(table, **kw)), kw
-        seen.append(table.num_rows)
-        real_remove(store_, paths)
-
-    monkeypatch.setattr(cat, "_remove", remove_after_a_look)
-    writer.flush()
-    assert seen == [7] and len(parts_of(store)) == 1
-    assert cat.read_catalog(store)["asset_id"].to_pylist() == [f"a{i}" for i in range(7)]
-    assert writer.merge_errors == []
-
-
-def checkpointed(store: AssetStore, monkeypatch: pytest.MonkeyPatch, rows: int) -> Any:
-    """A run-1 writer that has added a0..a<rows-1>, checkpointed every 2 rows, not flushed."""
-    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
-    writer = cat.CatalogWriter(store, "run-1")
-    for i in range(rows):
         writer.add(row(store, f"a{i}"))
-    return writer
+    writer.flush()
+    table = cat.read_catalog(store)
+    assert sorted(table["asset_id"].to_pylist()) == sorted(["z0", *(f"a{i}" for i in range(11))])
+    assert writer.rows_written == 11 and writer.errors == []
+    # 1 + 4 versions: run-0's, three checkpoints and run-9's end.
+    assert [e["run_id"] for e in cat.history(store)] == ["run-9"] * 4 + ["run-0"]
+    # More rows for one asset later (a collected batch): the last one wins.
+    for i in range(4):
+        writer.add(row(store, "a1", cost_usd=i))
+    writer.flush()
+    assert by_id(cat.read_catalog(store), "cost_usd")["a1"] == 3
 
 
-def test_a_crash_during_the_merge_is_harmless(store: AssetStore, monkeypatch) -> None:
-    checkpointed(store, monkeypatch, 6)
-    small = cat.part_paths(store)
-    expected = cat.read_catalog(store)
-    relative = [p[len(store.path("")) :] for p in small]
-
-    def killed(*args: Any) -> None:
-        raise SystemExit("killed")
-
-    # Killed before the merged part is published: the small parts as they were.
-    monkeypatch.setattr(store, "write_bytes", killed)
-    with pytest.raises(SystemExit):
-        cat.merge_parts(store, relative, "_catalog/part-run-1-x-00001-00003.parquet")
-    monkeypatch.undo()
-    assert cat.part_paths(store) == small and cat.read_catalog(store).equals(expected)
-
-    # Killed after it, before (or while) deleting them: both, every row twice.
-    monkeypatch.setattr(cat, "_remove", killed)
-    with pytest.raises(SystemExit):
-        cat.merge_parts(store, relative, "_catalog/part-run-1-x-00001-00003.parquet")
-    monkeypatch.undo()
-    assert len(cat.part_paths(store)) == 4
-    assert cat.read_catalog(store).equals(expected)
-    assert cat.compact(store) == (4, 6)  # what the next compact makes of it
-    assert cat.read_catalog(store).equals(expected)
+def test_a_store_delta_rs_cannot_write_says_so(memory_dir: str) -> None:
+    store = AssetStore(f"{memory_dir}/store")
+    with pytest.raises(CatalogUnavailable, match=r"memory://"):
+        cat.commit(store, [row(store, "a1")], "r1")
+    writer = CatalogWriter(store, "r1")
+    writer.add(row(store, "a1"))
+    writer.flush()  # a run into such a store goes on; its summary says why
+    assert writer.errors and "memory://" in writer.errors[0]
 
 
-def test_an_interrupted_run_keeps_its_parts(store: AssetStore, monkeypatch) -> None:
-    checkpointed(store, monkeypatch, 7)
-    # Killed before its last flush(): the checkpoints, never merged; the buffered row is lost.
-    assert len(parts_of(store)) == 3 and cat.read_catalog(store).num_rows == 6
-    later = cat.CatalogWriter(store, "run-2")  # the next run merges its own parts only
-    for i in range(3):
-        later.add(row(store, f"b{i}"))
-    later.flush()
-    assert len(parts_of(store)) == 3 + 1 and cat.read_catalog(store).num_rows == 9
-
-
-def test_a_merge_that_fails_or_loses_a_part_changes_nothing(store: AssetStore, monkeypatch) -> None:
-    writer = checkpointed(store, monkeypatch, 5)
-    before = cat.part_paths(store)
-
-    real_write = store.write_bytes
-
-    def slow_down(relative: str, data: bytes) -> str:
-        if relative.endswith("-00001-00003.parquet"):  # the merged part
-            raise OSError("503 Slow Down")
-        return real_write(relative, data)
-
-    monkeypatch.setattr(store, "write_bytes", slow_down)
-    writer.flush()  # the run does not fail for it: every row is in its parts
-    monkeypatch.undo()
-    assert writer.merge_errors == ["OSError: 503 Slow Down"]
-    assert len(cat.part_paths(store)) == 3 and cat.read_catalog(store).num_rows == 5
-    # A compaction took a part first (its rows are in the compacted part): no merge.
-    gone = [p[len(store.path("")) :] for p in before] + ["_catalog/part-run-1-x-00009.parquet"]
-    assert cat.merge_parts(store, gone, "_catalog/part-run-1-x-00001-00009.parquet") is False
-    assert len(cat.part_paths(store)) == 3
-
-
-def test_a_generation_run_leaves_one_catalog_part(
+def test_a_generation_run_commits_every_row(
     store: AssetStore, make_planner, prices, tmp_path: Path, monkeypatch
 ) -> None:
     from assetgen.tasks.config.job import load_job_config
@@ -520,7 +430,7 @@ def test_a_generation_run_leaves_one_catalog_part(
     from assetgen.tasks.store.assets import now_utc
     from tests.helpers import plan_all, write_manifest
 
-    monkeypatch.setattr(cat, "FLUSH_ROWS", 2)
+    monkeypatch.setattr(catalog_writer, "FLUSH_ROWS", 2)
     manifest = write_manifest(
         str(tmp_path / "m.csv"), [{"id": f"r{i}", "prompt": f"image {i}"} for i in range(7)]
     )
@@ -528,35 +438,34 @@ def test_a_generation_run_leaves_one_catalog_part(
     cfg = load_job_config(None, {"limits.ipm": 60_000, "renditions": []})
     report = generate(jobs, cfg, store, "r", now_utc(), prices, PlaceholderProvider(prices))
     assert report.catalog_rows == 7
-    assert len(parts_of(store)) == 1 and parts_of(store)[0].startswith("part-r-")
     table = cat.read_catalog(store)
     assert sorted(table["row_id"].to_pylist()) == [f"r{i}" for i in range(7)]
+    assert DeltaTable(location(store)[0]).count() == 7
+    assert {e["run_id"] for e in cat.history(store)} == {"r"}
 
 
-def test_read_matching_returns_every_stored_row_matching_any_column(store: AssetStore) -> None:
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    later = {"recorded_at": t0 + timedelta(hours=1)}
-    cat.write_part(
+def test_read_matching_returns_every_row_matching_any_column(store: AssetStore) -> None:
+    cat.commit(
         store,
-        "_catalog/a.parquet",
         [
             row(store, "a1", run_id="r1"),
             row(store, "a2", run_id="r1"),
             row(store, "a3", run_id="r0"),
         ],
+        "r1",
     )
-    cat.write_part(store, "_catalog/b.parquet", [row(store, "a2", run_id="r2", **later)])
-    cat.write_part(
-        store, "_catalog/c.parquet", [row(store, f"b{i}", run_id="r9") for i in range(5)]
-    )
+    cat.commit(store, [row(store, f"b{i}", run_id="r9") for i in range(5)], "r9")
     found = cat.read_matching(store, {"run_id": ["r1"], "asset_id": ["a3"]})
-    assert found.schema == cat.SCHEMA
+    assert found.schema == SCHEMA
     assert sorted(zip(found["asset_id"].to_pylist(), found["run_id"].to_pylist(), strict=True)) == [
         ("a1", "r1"),
-        ("a2", "r1"),  # the older row of a2 too: it is this run's
+        ("a2", "r1"),
         ("a3", "r0"),
     ]
     assert cat.read_matching(store, {"run_id": ["nope"], "asset_id": []}).num_rows == 0
+    # As the table was at r1's commit: b* did not exist yet.
+    assert cat.run_version(store, ["r1"]) == 0
+    assert cat.read_matching(store, {"run_id": ["r9"]}, as_of=0).num_rows == 0
 
 
 def test_incomplete_names_stored_assets_the_catalog_lacks_or_lists_without_a_preset(
@@ -567,19 +476,19 @@ def test_incomplete_names_stored_assets_the_catalog_lacks_or_lists_without_a_pre
     def rendition(name: str) -> dict[str, Any]:
         return {"name": name, "uri": f"x/{name}.webp", "width": 1, "height": 1, "format": "webp"}
 
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    cat.write_part(
+    cat.commit(
         store,
-        "_catalog/a.parquet",
         [
-            row(store, "a1", renditions=[rendition("thumb")], recorded_at=t0),
+            row(store, "a1", renditions=[rendition("thumb")]),
             row(store, "a2", renditions=[rendition("thumb")]),
             row(store, "b1", renditions=[]),  # not asked about
         ],
+        "r1",
     )
     # a1's newer row has both presets; a2 has only one; a3 is not catalogued.
-    newer = row(store, "a1", renditions=[rendition("thumb"), rendition("listing")])
-    cat.write_part(store, "_catalog/b.parquet", [newer | {"recorded_at": t0 + timedelta(1)}])
+    cat.commit(
+        store, [row(store, "a1", renditions=[rendition("thumb"), rendition("listing")])], "r2"
+    )
     folders = {"a1": "f/a1", "a2": "f/a2", "a3": "f/a3"}
     presets = {"thumb": None, "listing": None}
     assert incomplete(store, presets, folders) == ["f/a2", "f/a3"]  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from assetgen.flows.cli.app import app
 from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.catalog.location import CATALOG
 from assetgen.tasks.reporting import contact_sheet as rep
 from assetgen.tasks.reporting.cards import group_key
 from assetgen.tasks.store.assets import AssetStore, UnsafePath, asset_folder
@@ -181,7 +182,7 @@ def test_a_skipped_asset_missing_from_the_catalog_comes_from_its_sidecar(
     # The same assets in a store with no catalog: a mapping gives their folders.
     store = AssetStore(str(tmp_path / "copy"))
     runs.store.fs.copy(str(runs.root), str(tmp_path / "copy"), recursive=True)
-    store.fs.rm(store.path(cat.CATALOG), recursive=True)
+    store.fs.rm(store.path(CATALOG), recursive=True)
     folders = {k: v for k, v in store.existing().items() if k in runs.stored_before_second}
     report = rep.build_report(store, runs.second, folders)
     assert report.counts == {"skipped_existing": 4}
@@ -253,7 +254,7 @@ def test_statuses_partitions_and_urls_from_catalog_rows(tmp_path: Path) -> None:
         catalog_row(store, "b1", run_id="20261125T101500Z-abcdef-s1"),  # a shard of the run
         catalog_row(store, "x1", run_id="another-run"),
     ]
-    cat.write_part(store, "_catalog/p.parquet", rows)
+    cat.commit(store, rows, run_id)
     summary = {"run_id": run_id, "shards": [{"shard": 1}], "skipped_existing": 0}
     report = rep.build_report(store, summary)
     by_id = {e.asset_id: e for e in report.entries}

@@ -17,6 +17,8 @@ from typer.testing import CliRunner, Result
 
 from assetgen.flows.cli.catalog import app as catalog_app
 from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.catalog.rows import SCHEMA, SUPERSEDED_BY, superseded
+from assetgen.tasks.catalog.select import select
 from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
 from assetgen.tasks.generation.placeholder import PlaceholderProvider
 from assetgen.tasks.generation.run import generate
@@ -137,9 +139,9 @@ def test_every_run_stays_in_the_store_and_the_last_one_is_current(
     assert set(store.existing()) == set(every)
 
     table = cat.read_catalog(store)
-    assert table.schema.field(cat.SUPERSEDED_BY).type == pa.string()
+    assert table.schema.field(SUPERSEDED_BY).type == pa.string()
     superseded_by = dict(
-        zip(table["asset_id"].to_pylist(), table[cat.SUPERSEDED_BY].to_pylist(), strict=True)
+        zip(table["asset_id"].to_pylist(), table[SUPERSEDED_BY].to_pylist(), strict=True)
     )
     assert len(superseded_by) == 12
     expected = {asset: None for asset in third.values()}
@@ -153,7 +155,7 @@ def test_every_run_stays_in_the_store_and_the_last_one_is_current(
         assert sidecar.metadata.get("style_version") == (
             "2026-spring" if asset in third.values() else None
         )
-    styled = cat.select(table, [("style_version", "2026-spring")])
+    styled = select(table, [("style_version", "2026-spring")])
     assert set(styled["asset_id"].to_pylist()) == set(third.values())
 
 
@@ -200,10 +202,10 @@ def test_cli_hides_superseded_versions_unless_asked(
     assert exported.exit_code == 0, exported.output
     every = pq.read_table(out)
     assert every.num_rows == 12
-    assert every[cat.SUPERSEDED_BY].null_count == 4
+    assert every[SUPERSEDED_BY].null_count == 4
 
 
-def test_rebuild_and_compact_keep_versions_and_never_store_the_derived_column(
+def test_rebuild_and_compact_keep_versions_and_superseded_by_stored(
     refreshed: tuple[AssetStore, list[dict[Slot, str]]],
 ) -> None:
     store, _ = refreshed
@@ -211,18 +213,21 @@ def test_rebuild_and_compact_keep_versions_and_never_store_the_derived_column(
     def mapping() -> dict[str, str | None]:
         table = cat.read_catalog(store)
         return dict(
-            zip(table["asset_id"].to_pylist(), table[cat.SUPERSEDED_BY].to_pylist(), strict=True)
+            zip(table["asset_id"].to_pylist(), table[SUPERSEDED_BY].to_pylist(), strict=True)
         )
 
     before = mapping()
     assert sum(v is not None for v in before.values()) == 8
     assert cat.rebuild(store) == 12
     assert mapping() == before
-    assert cat.compact(store) == (1, 12)
+    done = cat.compact(store)
+    assert (done["files_after"], done["assets"]) == (1, 12)
     assert mapping() == before
-    (part,) = cat.part_paths(store)
-    with store.fs.open(part, "rb") as f:
-        assert pq.read_schema(f).names == cat.SCHEMA.names
+    # Stored in the table, so any engine reading it sees the same superseded_by.
+    (path,) = cat.open_table(store).file_uris()
+    assert pq.read_table(path).column(SUPERSEDED_BY).to_pylist() == [
+        before[a] for a in pq.read_table(path).column("asset_id").to_pylist()
+    ]
 
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -249,11 +254,9 @@ def catalog_row(
 
 
 def superseded_by(rows: list[dict[str, Any]]) -> dict[str, str | None]:
-    schema = pa.schema([cat.SCHEMA.field(name) for name in rows[0]])
-    table = cat.superseded(pa.Table.from_pylist(rows, schema=schema))
-    return dict(
-        zip(table["asset_id"].to_pylist(), table[cat.SUPERSEDED_BY].to_pylist(), strict=True)
-    )
+    schema = pa.schema([SCHEMA.field(name) for name in rows[0]])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return dict(zip(table["asset_id"].to_pylist(), superseded(table).to_pylist(), strict=True))
 
 
 def test_a_slot_is_partition_row_and_variant_and_only_generated_assets_count() -> None:
@@ -285,28 +288,28 @@ def test_a_slot_is_partition_row_and_variant_and_only_generated_assets_count() -
     }
 
 
-def test_a_tie_on_created_at_goes_to_the_newer_record_then_the_table_order() -> None:
+def test_a_tie_on_created_at_goes_to_the_newer_record_then_the_asset_id() -> None:
     later = {"recorded_at": T0 + timedelta(hours=3)}
     b, a = catalog_row("b", "chair", {}, 1), catalog_row("a", "chair", {}, 1)
     assert superseded_by([b, a | later]) == {"a": None, "b": "a"}
-    assert superseded_by([b, a]) == {"b": None, "a": "b"}
+    # Whatever order a commit or a rebuild meets them in: the stored value is the same.
+    assert superseded_by([b, a]) == superseded_by([a, b]) == {"b": None, "a": "b"}
 
 
 def test_superseded_works_on_many_chunks_and_an_empty_catalog(tmp_path: Path) -> None:
     store = AssetStore(str(tmp_path / "store"))
     empty = cat.read_catalog(store)
-    assert empty.num_rows == 0 and cat.SUPERSEDED_BY in empty.column_names
+    assert empty.num_rows == 0 and SUPERSEDED_BY in empty.column_names
     rows = [catalog_row(f"a{i:03d}", f"r{i % 10}", {"c": "x"}, i) for i in range(100)]
-    schema = pa.schema([cat.SCHEMA.field(name) for name in rows[0]])
+    schema = pa.schema([SCHEMA.field(name) for name in rows[0]])
     chunks = pa.concat_tables(
         pa.Table.from_pylist(rows[i : i + 7], schema=schema) for i in range(0, 100, 7)
     )
-    table = cat.superseded(chunks)
     newest = {f"r{i}": f"a{90 + i:03d}" for i in range(10)}
     for asset, row_id, name in zip(
-        table["asset_id"].to_pylist(),
-        table["row_id"].to_pylist(),
-        table[cat.SUPERSEDED_BY].to_pylist(),
+        chunks["asset_id"].to_pylist(),
+        chunks["row_id"].to_pylist(),
+        superseded(chunks).to_pylist(),
         strict=True,
     ):
         assert name == (None if asset == newest[row_id] else newest[row_id])

@@ -1,10 +1,11 @@
-"""`assetgen catalog ...`: list, show, export, rebuild and compact the catalog."""
+"""`assetgen catalog ...`: list, show, export, history, rebuild, compact and migrate the catalog."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
+from deltalake.exceptions import DeltaError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -26,6 +28,9 @@ from assetgen.flows.cli.common import (
     parse_where,
 )
 from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.catalog.migrate import legacy_parts
+from assetgen.tasks.catalog.migrate import migrate as migrate_parts
+from assetgen.tasks.catalog.rows import SUPERSEDED_BY
 from assetgen.tasks.store.assets import AssetStore
 
 app = typer.Typer(help="Query and maintain the catalog of a store.", no_args_is_help=True)
@@ -46,6 +51,13 @@ VersionsOpt = Annotated[
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Read the table as it was: a version (see `catalog history`) or an ISO time.",
+    ),
+]
 
 # Columns shown by `list` as a table; exports carry every column.
 TABLE_COLUMNS = ("asset_id", "row_id", "status", "size", "quality", "cost_usd", "run_id")
@@ -63,15 +75,12 @@ def parse_since(since: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _selected(
-    store: AssetStore,
-    where: list[str] | None,
-    status: str | None,
-    since: str | None,
-    versions: bool = False,
-) -> pa.Table:
-    matching = cat.query(store, parse_where(where), status, parse_since(since))
-    return cat.select(matching, current_only=not versions)
+def _query(store: AssetStore, *args: Any, as_of: str | None = None, **kwargs: Any) -> pa.Table:
+    """cat.query, with a bad --as-of (no such version or time) an error, not a traceback."""
+    try:
+        return cat.query(store, *args, as_of=as_of, **kwargs)
+    except (ValueError, OSError, DeltaError) as e:
+        fail(f"--as-of {as_of!r}: {e}" if as_of else str(e))
 
 
 def _safe_cell(value: Any) -> Any:
@@ -135,13 +144,15 @@ def list_(
     output: OutputOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
     versions: VersionsOpt = False,
+    as_of: AsOfOpt = None,
 ) -> None:
-    """The latest row of each current asset, filtered (--versions: superseded ones too)."""
+    """One row per current asset, filtered (--versions: superseded ones too)."""
     filters = (parse_where(where), status, parse_since(since))
-    shown = TABLE_COLUMNS if fmt == "table" else None  # a table shows only those
-    matching = cat.query(open_store(store, config), *filters, columns=shown)
+    # A table shows only those (and needs superseded_by to leave out the older versions).
+    shown = (*TABLE_COLUMNS, SUPERSEDED_BY) if fmt == "table" else None
+    matching = _query(open_store(store, config), *filters, columns=shown, as_of=as_of)
     table = matching if versions else cat.select(matching, current_only=True)
-    columns = (*TABLE_COLUMNS, cat.SUPERSEDED_BY) if versions else TABLE_COLUMNS
+    columns = (*TABLE_COLUMNS, SUPERSEDED_BY) if versions else TABLE_COLUMNS
     hidden = matching.num_rows - table.num_rows if fmt == "table" else 0  # versions left out
     write_rows(table.slice(0, limit) if limit else table, fmt, output, columns, hidden)
 
@@ -151,16 +162,17 @@ def show(
     asset_id: Annotated[str, typer.Argument(help="The asset's id.")],
     store: StoreOpt = None,
     config: ConfigOpt = None,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Every column of one asset, as JSON (superseded_by names the asset that replaced it)."""
-    table = cat.query(open_store(store, config), [("asset_id", asset_id)])
+    table = _query(open_store(store, config), [("asset_id", asset_id)], as_of=as_of)
     if table.num_rows == 0:
         fail(f"no asset {asset_id!r} in the catalog")
     row = table.to_pylist()[0]
     print(json.dumps(row, default=str, indent=2))
-    if row[cat.SUPERSEDED_BY]:
+    if row[SUPERSEDED_BY]:
         Console(stderr=True, soft_wrap=True, highlight=False).print(
-            f"{escape(asset_id)} is superseded by {escape(row[cat.SUPERSEDED_BY])} "
+            f"{escape(asset_id)} is superseded by {escape(row[SUPERSEDED_BY])} "
             "(a newer asset of the same partition, row and variant)"
         )
 
@@ -175,9 +187,11 @@ def export(
     since: SinceOpt = None,
     fmt: FormatOpt = "parquet",
     versions: VersionsOpt = False,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Every column of the selected current assets to a file (csv cells are spreadsheet-safe)."""
-    table = _selected(open_store(store, config), where, status, since, versions)
+    filters = (parse_where(where), status, parse_since(since))
+    table = _query(open_store(store, config), *filters, as_of=as_of, current_only=not versions)
     write_rows(table, fmt, output)
     print(f"{table.num_rows} assets -> {output}")
 
@@ -190,7 +204,62 @@ def rebuild(store: StoreOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def compact(store: StoreOpt = None, config: ConfigOpt = None) -> None:
-    """Merge all part files into one; readers never see an asset missing or twice."""
-    parts, assets = cat.compact(open_store(store, config))
-    print(f"compacted {parts} parts into 1: {assets} assets")
+def compact(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    keep_days: Annotated[
+        float,
+        typer.Option(
+            "--keep-days", help="Keep the files older versions need for this long (time travel)."
+        ),
+    ] = cat.RETENTION_HOURS / 24,
+) -> None:
+    """Optimize the table (small files into large ones, z-ordered by row_id), then vacuum."""
+    # Whole hours, rounded up: a retention never keeps less than asked.
+    done = cat.compact(open_store(store, config), math.ceil(keep_days * 24))
+    print(
+        f"compacted {done['files_before']} files into {done['files_after']}, removed "
+        f"{done['removed']} files no version of the last {keep_days:g} days needs: "
+        f"{done['assets']} assets"
+    )
+
+
+@app.command()
+def history(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The table's versions, newest first: when, what, which run, rows changed."""
+    found = cat.history(open_store(store, config), limit)
+    if as_json:
+        for entry in found:
+            print(json.dumps(entry, default=str))
+        return
+    grid = Table(show_edge=False)
+    for column in ("version", "time", "operation", "run", "rows changed"):
+        grid.add_column(column)
+    for e in found:
+        grid.add_row(
+            str(e["version"]),
+            f"{e['timestamp']:%Y-%m-%d %H:%M:%S}",
+            e["operation"],
+            e["run_id"] or "",
+            str(e["rows_changed"]),
+        )
+    Console(highlight=False, soft_wrap=True).print(grid if found else "no catalog yet")
+
+
+@app.command()
+def migrate(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Turn a catalog of an earlier assetgen (Parquet parts) into the Delta table now.
+
+    Every command that reads or writes the catalog does it first anyway.
+    """
+    opened = open_store(store, config)
+    parts = len(legacy_parts(opened))
+    if not parts:
+        print("nothing to migrate: the catalog is a Delta table already (or empty)")
+        return
+    print(f"migrated {parts} parts into the Delta table: {migrate_parts(opened)} assets")

@@ -154,6 +154,8 @@ def _print_run(r: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"  contact sheet: {escape(r['report'])}")
     if r.get("provenance"):
         console.print(f"  {escape(r['provenance'])}")
+    for error in r.get("rendition_errors") or []:  # renditions or catalog commits that failed
+        console.print(f"  [yellow]warning:[/] {escape(error)}")
 
 
 def collect(
@@ -208,6 +210,8 @@ def _print_collect(r: dict[str, Any]) -> None:
         console.print(f"  [yellow]failed:[/] {escape(failure)}")
     for error in r["errors"]:
         console.print(f"  [red]error:[/] {escape(error)}")
+    for error in r["rendition_errors"]:
+        console.print(f"  [yellow]warning:[/] {escape(error)}")
 
 
 @contextlib.contextmanager

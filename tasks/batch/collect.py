@@ -15,7 +15,8 @@ from openai.types import Batch, ImagesResponse
 
 from assetgen.tasks.batch.records import METADATA_KEY, TERMINAL_STATUSES, BatchBook, BatchRecord
 from assetgen.tasks.budget.claims import close_account
-from assetgen.tasks.catalog.table import CatalogWriter, row_from_outcome
+from assetgen.tasks.catalog.rows import row_from_outcome
+from assetgen.tasks.catalog.writer import CatalogWriter
 from assetgen.tasks.config.job import JobConfig
 from assetgen.tasks.generation.dispatch import Attempted, JobOutcome
 from assetgen.tasks.generation.openai_images import image_result, redact, usage_of
@@ -110,7 +111,7 @@ async def collect_async(
             pool.shutdown()
         await asyncio.to_thread(catalog.flush)
         await client.close()
-    report.rendition_errors = post.errors
+    report.rendition_errors = post.errors + [f"catalog commit: {e}" for e in catalog.errors]
     report.catalog_rows = catalog.rows_written
     report.seconds = time.monotonic() - started
     return report

@@ -17,7 +17,8 @@ from assetgen.tasks.batch.records import (
     split_batches,
 )
 from assetgen.tasks.budget.claims import LedgerAccount, close_account
-from assetgen.tasks.catalog.table import CatalogWriter, row_from_outcome
+from assetgen.tasks.catalog.rows import row_from_outcome
+from assetgen.tasks.catalog.writer import CatalogWriter
 from assetgen.tasks.config.job import JobConfig
 from assetgen.tasks.generation.dispatch import JobOutcome
 from assetgen.tasks.generation.openai_images import read_reference, redact, status_error

@@ -1,364 +1,141 @@
-"""The catalog: Parquet parts under `<store>/_catalog/`, one row per asset, latest row wins.
+"""The catalog as a Delta Lake table at `<store>/_catalog`: one current row per asset_id.
 
-Runs append part files as they go, so a crash keeps what was recorded, and
-merge their own parts into one when they end (CatalogWriter.flush), so reads
-stay fast; `compact` merges every part. The catalog is an index: `rebuild`
-makes it again from the sidecars alone.
-
-A new prompt or style_version makes new assets for the same slot (partition,
-row_id, variant) and keeps the old ones: on read, each generated asset that a
-newer one of its slot replaced names it in `superseded_by` (derived, never
-stored).
-
-Longer than the ~400 lines a module should have, and left whole on purpose:
-it is the home-made table format that a Delta Lake table replaces (issue 18),
-which deletes most of it; its writer, reader and selection share one schema
-and one set of helpers, and split apart they would only point at each other.
+Writers upsert by asset_id (a MERGE) and, in the same commit, set
+`superseded_by` on the older versions of every slot (partition, row_id,
+variant) a new generated asset takes over. Delta's commits are put-if-absent
+on the log, so writers on several machines need no lock service; a writer
+that loses a commit race reloads and tries again, and each commit carries an
+application transaction so a retried one is never applied twice. Readers see
+whole versions only; `history` and `as_of` are the table's own. The catalog
+is an index: `rebuild` makes it again from the sidecars alone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
-import json
-import secrets
-import threading
+import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
+import pyarrow.fs as pa_fs
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from assetgen.tasks.generation.dispatch import JobOutcome
-from assetgen.tasks.store.assets import SIDECAR, AssetStore, Sidecar, asset_folder, now_utc
-
-CATALOG = "_catalog"
-FLUSH_ROWS = 500
-FLUSH_SECONDS = 10.0
-READ_RETRIES = 20
-READ_THREADS = 8  # parts read at once: S3 latency
-WHOLE_READ_BYTES = 8 << 20  # a part up to this size is read whole, a bigger one by column
-TAKE_ROWS = 65_536  # compact reorders and writes this many rows at a time
-
-RENDITION = pa.struct(
-    [
-        ("name", pa.string()),
-        ("uri", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("format", pa.string()),
-        ("bytes", pa.int64()),
-    ]
+from assetgen.tasks.catalog.location import CATALOG, RUN_KEY, location
+from assetgen.tasks.catalog.migrate import migrate
+from assetgen.tasks.catalog.rows import (
+    GENERATED,
+    SCHEMA,
+    SLOT_COLUMNS,
+    SUPERSEDED_BY,
+    row_from_sidecar,
+    superseded,
+    with_superseded,
 )
-SCHEMA = pa.schema(
-    [
-        ("asset_id", pa.string()),
-        ("row_id", pa.string()),
-        ("row", pa.int64()),
-        ("variant", pa.int32()),
-        ("partition", pa.map_(pa.string(), pa.string())),
-        ("status", pa.string()),
-        ("error", pa.string()),
-        ("model", pa.string()),
-        ("prompt", pa.string()),
-        ("revised_prompt", pa.string()),
-        ("size", pa.string()),
-        ("quality", pa.string()),
-        ("output_format", pa.string()),
-        ("background", pa.string()),
-        ("moderation", pa.string()),
-        ("attempts", pa.int32()),
-        ("latency_s", pa.float64()),
-        ("text_input_tokens", pa.int64()),
-        ("image_input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("text_output_tokens", pa.int64()),
-        ("cost_usd", pa.float64()),
-        ("run_id", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("recorded_at", pa.timestamp("us", tz="UTC")),
-        ("original_uri", pa.string()),
-        ("original_bytes", pa.int64()),
-        ("original_sha256", pa.string()),
-        ("renditions", pa.list_(RENDITION)),
-        # The original's C2PA manifest as it arrived: its validation state
-        # ("absent" without one), claim generator, signer, digital source type.
-        ("c2pa_state", pa.string()),
-        ("c2pa_generator", pa.string()),
-        ("c2pa_signer", pa.string()),
-        ("c2pa_source_type", pa.string()),
-        # Whether the renditions carry our signed manifests: signed, unsigned, mixed.
-        ("rendition_credentials", pa.string()),
-        ("metadata", pa.string()),  # JSON: columns differ from manifest to manifest
-    ]
-)
-PARTITION_COLUMNS = {"partition"}
-# What latest_rows and superseded read.
-SLOT_COLUMNS = ("asset_id", "recorded_at", "created_at", "partition", "row_id", "variant", "status")
-# Derived on read (see superseded): the newer asset of the same slot, or null.
-SUPERSEDED_BY = "superseded_by"
-READ_SCHEMA = SCHEMA.append(pa.field(SUPERSEDED_BY, pa.string()))
-GENERATED = "generated"
+from assetgen.tasks.catalog.select import select, where_columns
+from assetgen.tasks.store.assets import SIDECAR, AssetStore, Sidecar
+
+COMMIT_ATTEMPTS = 40
+COMMIT_BACKOFF_S = 0.05
+RETENTION_HOURS = 7 * 24  # what compact's vacuum keeps: time travel a week back
+# What a commit reads of the stored rows to set superseded_by.
+SLOT_COLUMNS_READ = (*SLOT_COLUMNS, SUPERSEDED_BY)
+OP = "_op"  # source rows of a MERGE: a whole row to upsert, or only superseded_by to set
 
 
-def row_from_sidecar(store: AssetStore, sidecar: Sidecar) -> dict[str, Any]:
-    """The catalog row of a stored asset."""
-    folder = asset_folder(sidecar.partition, sidecar.asset_id)
-    return {
-        "asset_id": sidecar.asset_id,
-        "row_id": sidecar.row_id,
-        "row": sidecar.row,
-        "variant": sidecar.variant,
-        "partition": sidecar.partition,
-        "status": "generated",
-        "error": None,
-        "model": sidecar.model,
-        "prompt": sidecar.prompt,
-        "revised_prompt": sidecar.revised_prompt,
-        "size": sidecar.params.get("size"),
-        "quality": sidecar.params.get("quality"),
-        "output_format": sidecar.params.get("output_format"),
-        "background": sidecar.params.get("background"),
-        "moderation": sidecar.params.get("moderation"),
-        "attempts": sidecar.attempts,
-        "latency_s": sidecar.latency_s,
-        "text_input_tokens": sidecar.usage.text_input_tokens,
-        "image_input_tokens": sidecar.usage.image_input_tokens,
-        "output_tokens": sidecar.usage.output_tokens,
-        "text_output_tokens": sidecar.usage.text_output_tokens,
-        "cost_usd": sidecar.cost_usd,
-        "run_id": sidecar.run_id,
-        "created_at": sidecar.created_at,
-        "recorded_at": now_utc(),
-        "original_uri": store.uri(f"{folder}/{sidecar.original}"),
-        "original_bytes": sidecar.bytes,
-        "original_sha256": sidecar.sha256,
-        "renditions": [
-            {
-                "name": r.name,
-                "uri": store.uri(f"{folder}/{r.file}"),
-                "width": r.width,
-                "height": r.height,
-                "format": r.format,
-                "bytes": r.bytes,
-            }
-            for r in sidecar.renditions
-        ],
-        **_credential_columns(sidecar),
-        "metadata": json.dumps(sidecar.metadata, default=str),
-    }
+def open_table(store: AssetStore, as_of: int | str | datetime | None = None) -> DeltaTable | None:
+    """The table (at version or time `as_of`), or None when the store has none yet.
 
-
-def _credential_columns(sidecar: Sidecar) -> dict[str, Any]:
-    found = sidecar.credentials
-    states = {r.credentials or "unsigned" for r in sidecar.renditions}
-    renditions = None if not states else states.pop() if len(states) == 1 else "mixed"
-    return {
-        "c2pa_state": None if found is None else found.get("validation_state") or "absent",
-        "c2pa_generator": (found or {}).get("claim_generator"),
-        "c2pa_signer": (found or {}).get("signer"),
-        "c2pa_source_type": (found or {}).get("digital_source_type"),
-        "rendition_credentials": renditions,
-    }
-
-
-def row_from_outcome(outcome: JobOutcome, run_id: str) -> dict[str, Any]:
-    """The catalog row of a job that has no image: failed, left for budget, not sent."""
-    job = outcome.job
-    now = now_utc()
-    return {
-        "asset_id": job.asset_id,
-        "row_id": job.row_id,
-        "row": job.row,
-        "variant": job.variant,
-        "partition": job.partition,
-        "status": outcome.status,
-        "error": outcome.reason,
-        "model": job.model,
-        "prompt": job.prompt,
-        "size": job.size,
-        "quality": job.quality,
-        "output_format": job.output_format,
-        "background": job.background,
-        "moderation": job.moderation,
-        "attempts": outcome.attempts,
-        "cost_usd": outcome.cost_usd,
-        "run_id": run_id,
-        "created_at": now,
-        "recorded_at": now,
-        "renditions": [],
-        "metadata": json.dumps(job.metadata, default=str),
-    }
-
-
-class CatalogWriter:
-    """Buffers rows and publishes them as part files, every FLUSH_ROWS rows or FLUSH_SECONDS.
-
-    `flush()` (the end of a run, or of a collected batch) also merges the parts
-    published since the last flush() into one (merge_parts): a run leaves one
-    part, not one per FLUSH_ROWS rows, and reads of the catalog stay fast. A run
-    cut short before it keeps its parts: every row they hold counts.
+    A store with a catalog of an earlier assetgen (Parquet parts) is migrated first.
     """
-
-    def __init__(self, store: AssetStore, run_id: str) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.rows_written = 0
-        self.merge_errors: list[str] = []
-        self._rows: list[dict[str, Any]] = []
-        self._seq = 0
-        self._parts: list[str] = []  # published since the last flush(): merged by the next
-        # Two writers of one run (generation, then completing stored assets)
-        # must never pick the same part name.
-        self._token = secrets.token_hex(3)
-        self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
-
-    def add(self, row: dict[str, Any]) -> None:
-        """Record one row; may write a part file (call from a worker thread)."""
-        with self._lock:
-            self._rows.append(row)
-            due = (
-                len(self._rows) >= FLUSH_ROWS
-                or time.monotonic() - self._last_flush >= FLUSH_SECONDS
-            )
-        if due:
-            with self._lock:
-                self._publish()
-
-    def flush(self) -> None:
-        """Publish buffered rows as one part file (whole, never partial), then merge.
-
-        The parts published since the last flush() become one (only if more
-        than one): published before they are deleted, so a reader sees every
-        row, at worst twice for a moment (latest_rows keeps one of identical
-        rows). A merge that fails leaves the parts as they were, every row in
-        them: the error goes to `merge_errors`, not to the run.
-        """
-        with self._lock:
-            self._publish()
-            parts, self._parts = self._parts, []
-        if len(parts) < 2:
-            return
-        first, last = (p.removesuffix(".parquet").rsplit("-", 1)[1] for p in (parts[0], parts[-1]))
-        # Sorts where its parts did (before the first of them), after this
-        # writer's earlier ones: parts are read in name order.
-        merged = f"{CATALOG}/part-{self.run_id}-{self._token}-{first}-{last}.parquet"
-        try:
-            merge_parts(self.store, parts, merged)
-        except OSError as e:
-            self.merge_errors.append(f"{type(e).__name__}: {e}")
-
-    def _publish(self) -> None:
-        """Write the buffered rows as the next part (hold the lock)."""
-        rows, self._rows = self._rows, []
-        self._last_flush = time.monotonic()
-        if not rows:
-            return
-        self._seq += 1
-        name = f"{CATALOG}/part-{self.run_id}-{self._token}-{self._seq:05d}.parquet"
-        write_part(self.store, name, rows)
-        self._parts.append(name)
-        self.rows_written += len(rows)
-
-
-def merge_parts(store: AssetStore, parts: list[str], merged: str) -> bool:
-    """Publish the rows of `parts` (store-relative names), in order, as one part `merged`.
-
-    Then delete `parts`: as compact, publish before delete, so a reader in
-    between sees each row twice (identical rows: latest_rows keeps one), never
-    a gap, and a crash in between leaves both. Streams: at most READ_THREADS
-    parts and about TAKE_ROWS rows decoded at once (one row group each).
-    False, changing nothing, if a part is gone: a compaction took it (its rows
-    are in the compacted part).
-    """
-    paths = [store.path(p) for p in parts]
-    read = functools.partial(_read_part, store, schema=SCHEMA)
-    buf = io.BytesIO()
+    uri, options = location(store)
     try:
-        with (
-            ThreadPoolExecutor(READ_THREADS) as pool,
-            pq.ParquetWriter(buf, SCHEMA, compression="zstd") as writer,
-        ):
-            pending: list[pa.Table] = []
-            for start in range(0, len(paths), READ_THREADS):
-                pending += pool.map(read, paths[start : start + READ_THREADS])
-                if sum(t.num_rows for t in pending) >= TAKE_ROWS:
-                    writer.write_table(pa.concat_tables(pending))
-                    pending = []
-            if pending:
-                writer.write_table(pa.concat_tables(pending))
-    except FileNotFoundError:
-        return False
-    store.write_bytes(merged, buf.getvalue())
-    _remove(store, [p for p in paths if p != store.path(merged)])
-    return True
+        table = DeltaTable(uri, storage_options=options)
+    except TableNotFoundError:
+        if not migrate(store):
+            return None
+        table = DeltaTable(uri, storage_options=options)
+    if as_of is not None:
+        when = _version(as_of)
+        if isinstance(when, datetime):
+            # delta-rs gives version 0 for any time before it; that table did not exist.
+            first = min(e["timestamp"] for e in table.history())
+            if when.timestamp() * 1000 < first:
+                made = datetime.fromtimestamp(first / 1000, UTC).isoformat(timespec="seconds")
+                raise ValueError(f"before the catalog's first version ({made})")
+        table.load_as_version(when)
+    return table
 
 
-def _remove(store: AssetStore, paths: list[str]) -> None:
-    """Delete `paths`; one already gone (a concurrent compact or merge took it) is no error."""
-    if paths and not store.is_local:
-        try:
-            store.fs.rm(paths)  # S3: a few bulk requests, not one per part
-            return
-        except FileNotFoundError:
-            pass
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            store.fs.rm_file(path)
+def _version(as_of: int | str | datetime) -> int | datetime:
+    """A version number, or a time (one without a zone is UTC, as --since reads it)."""
+    if isinstance(as_of, int | datetime):
+        when = as_of
+    else:
+        text = as_of.strip()
+        if text.isdigit():
+            return int(text)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if isinstance(when, datetime) and when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when
 
 
-def write_part(store: AssetStore, relative: str, rows: list[dict[str, Any]]) -> str:
-    return write_table(store, relative, pa.Table.from_pylist(rows, schema=SCHEMA))
+# --- reading ---------------------------------------------------------------------------------
 
 
-def write_table(
-    store: AssetStore, relative: str, table: pa.Table, rows: pa.Array | None = None
-) -> str:
-    """Publish `table` (only its `rows`, in that order, if given) as one Parquet object."""
-    buf = io.BytesIO()
-    with pq.ParquetWriter(buf, table.schema, compression="zstd") as writer:
-        if rows is None:
-            writer.write_table(table)
-        else:
-            for part in _take_slices(table, rows):
-                writer.write_table(part)
-    return store.write_bytes(relative, buf.getvalue())
+def read_catalog(
+    store: AssetStore,
+    *,
+    as_of: int | str | datetime | None = None,
+    columns: Iterable[str] | None = None,
+    filter: pc.Expression | None = None,
+) -> pa.Table:
+    """Every row (only `columns`, only those matching `filter`), as the table is now or was."""
+    names = [n for n in SCHEMA.names if columns is None or n in set(columns)]
+    table = open_table(store, as_of)
+    if table is None:
+        return SCHEMA.empty_table().select(names)
+    found = _conform(_files(store, table).to_table(columns=names), names)
+    # Filtered here, not in the scan: files delta-rs wrote may keep their strings
+    # as string_view, which a pushed-down comparison with a string refuses.
+    return found if filter is None else found.filter(filter)
 
 
-def _take_slices(table: pa.Table, rows: pa.Array) -> Iterator[pa.Table]:
-    """`table.take(rows)` TAKE_ROWS rows at a time: the reordered copy is never whole in memory.
+def _files(store: AssetStore, table: DeltaTable) -> ds.Dataset:
+    """The table's current files as a pyarrow dataset read through the store's filesystem.
 
-    Each slice is filtered out of the table's chunks as they are, then put in
-    order: a take over many chunks (a table read from many parts) first joins
-    them for nested columns, a copy of all of `renditions` for every slice.
+    Not DeltaTable.to_pyarrow_dataset(): with deltalake 1.6 a process that used
+    one aborts at exit about half the time ("terminate called without an active
+    exception"), its filesystem threads outliving the interpreter. The tables
+    assetgen writes have no deletion vectors, so the files are the rows.
     """
-    # Per stored row: where it goes in the output (null: left out).
-    at = pa.array(range(len(rows)), pa.int64())
-    positions = pc.scatter(at, rows.cast(pa.int64()), max_index=table.num_rows - 1)
-    for start in range(0, len(rows), TAKE_ROWS):
-        mask = pc.and_(pc.greater_equal(positions, start), pc.less(positions, start + TAKE_ROWS))
-        mask = pc.fill_null(mask, False)
-        order = pc.sort_indices(positions.filter(mask))
-        yield table.filter(mask).combine_chunks().take(order)
+    files = table.file_uris()
+    if store.is_local:
+        return ds.dataset(files, schema=SCHEMA, format="parquet")
+    # Files that delta-rs wrote since this process last listed the folder are
+    # not in s3fs's listings cache.
+    store.fs.invalidate_cache(store.path(CATALOG))
+    fs = pa_fs.PyFileSystem(pa_fs.FSSpecHandler(store.fs))
+    paths = [f.split("://", 1)[-1] for f in files]
+    return ds.dataset(paths, schema=SCHEMA, format="parquet", filesystem=fs)
 
 
-def part_paths(store: AssetStore) -> list[str]:
-    root = store.path(CATALOG)
-    if not store.fs.exists(root):
-        return []
-    return sorted(p for p in store.fs.find(root) if p.endswith(".parquet"))
-
-
-def read_catalog(store: AssetStore, *, latest: bool = True) -> pa.Table:
-    """The newest row of each asset_id, with `superseded_by`; every stored row without `latest`."""
-    table = _read_parts(store, SCHEMA)
-    return superseded(latest_rows(table)) if latest else table
+def _conform(table: pa.Table, names: list[str]) -> pa.Table:
+    """`table` with exactly `names` of SCHEMA, in order: columns a table of an earlier
+    assetgen lacks are null, types as SCHEMA has them."""
+    columns = []
+    for name in names:
+        field = SCHEMA.field(name)
+        if name in table.column_names:
+            columns.append(table[name].cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.table(columns, schema=pa.schema([SCHEMA.field(n) for n in names]))
 
 
 def query(
@@ -368,390 +145,245 @@ def query(
     since: datetime | None = None,
     *,
     columns: Iterable[str] | None = None,
+    as_of: int | str | datetime | None = None,
+    current_only: bool = False,
 ) -> pa.Table:
-    """`select(read_catalog(store), where, status, since)`, only `columns` if given.
-
-    The same rows, in less time and memory: it reads only the columns shown and
-    those the query needs; filters the stored rows before latest_rows picks the
-    newest of each asset (a filter looks at one row at a time), so a column that
-    only a filter needs (metadata) is never copied; and copies whole only the
-    rows that pass.
-    """
+    """`select(read_catalog(store), ...)`, reading only the columns shown and filtered on."""
     where = list(where)
-    stored = [(k, v) for k, v in where if k != SUPERSEDED_BY]
-    derived = [(k, v) for k, v in where if k == SUPERSEDED_BY]
-    shown = [n for n in SCHEMA.names if columns is None or n in {*columns, *SLOT_COLUMNS}]
-    needed = {*shown, *where_columns(stored)}
-    raw = _read_parts(store, pa.schema([field for field in SCHEMA if field.name in needed]))
-    keep = _mask(raw, stored, status, since)
-    if keep is not None and not derived:
-        # Only the assets that share a row_id with a row that passes can be
-        # shown or supersede one that is: if that leaves out most rows, only
-        # theirs are sorted (latest_rows) and compared (superseded).
-        row_ids = pc.unique(raw["row_id"].filter(keep))
-        assets = pc.unique(raw["asset_id"].filter(pc.is_in(raw["row_id"], row_ids)))
-        near = pc.is_in(raw["asset_id"], assets)
-        if pc.sum(near, min_count=0).as_py() < raw.num_rows // 2:
-            raw, keep = raw.filter(near), keep.filter(near)
-    rows = _latest(raw)
-    slots = superseded(_take(raw.select(list(SLOT_COLUMNS)), rows))
-    if keep is not None and rows is not None:
-        keep = keep.take(rows)
-    derived_keep = _mask(slots, derived)
-    if derived_keep is not None:
-        keep = derived_keep if keep is None else pc.and_(keep, derived_keep)
-    table = raw.select(shown)
-    if keep is not None:  # a null drops the row, as filter does
-        slots = slots.filter(keep)
-        if rows is None:  # in stored order: a filter copies only the rows it keeps
-            table = table.filter(keep)
-        else:
-            rows = rows.filter(keep)
-    return _take(table, rows).append_column(SUPERSEDED_BY, slots[SUPERSEDED_BY])
-
-
-def read_matching(store: AssetStore, where: Mapping[str, Iterable[str]]) -> pa.Table:
-    """Every stored row (not only the newest) whose value in a column of `where` is one of its.
-
-    Decodes only those columns of a part that has no such row: what one run
-    (a report) needs from a big catalog costs a fraction of a full read.
-    """
-    keys = {column: pa.array(sorted(set(values)), pa.string()) for column, values in where.items()}
-    return _read_parts(store, SCHEMA, keys)
-
-
-def _read_parts(
-    store: AssetStore, schema: pa.Schema, where: dict[str, pa.Array] | None = None
-) -> pa.Table:
-    read = functools.partial(_read_part, store, schema=schema, where=where)
-    with ThreadPoolExecutor(READ_THREADS) as pool:
-
-        def read_all() -> pa.Table:
-            return pa.concat_tables([schema.empty_table(), *pool.map(read, part_paths(store))])
-
-        for attempt in range(1, READ_RETRIES):
-            try:
-                return read_all()
-            except FileNotFoundError:
-                # A compaction removed a part between listing and reading; its
-                # rows are in the compacted file by then: list again.
-                time.sleep(0.01 * attempt)
-        return read_all()
-
-
-def _read_part(
-    store: AssetStore, path: str, schema: pa.Schema, where: dict[str, pa.Array] | None = None
-) -> pa.Table:
-    """The part's `schema` columns; with `where`, only rows matching one of its columns."""
-    with store.fs.open(path, "rb") as f:
-        # A small part in one read (one request on S3, faster than many small
-        # reads); a big (compacted) one only the columns asked for. Decoded
-        # on Arrow's CPU pool, not on this thread: READ_THREADS are for S3's
-        # latency, and decoding on all of them at once made a cold read of
-        # 1M rows (a command's) about 1.5x slower, mostly in page faults.
-        small = f.size <= WHOLE_READ_BYTES
-        source = pa.BufferReader(f.read()) if small else f
-        part = pq.ParquetFile(source)
-
-        def columns(names: list[str]) -> pa.Table:
-            if part.schema_arrow.equals(SCHEMA):  # as write_table wrote it: the fast reader
-                return part.read(names)
-            return pq.read_table(source, schema=SCHEMA, columns=names)
-
-        if where is None:
-            return columns(schema.names)
-        found = columns(list(where))
-        mask = functools.reduce(
-            pc.or_, (pc.fill_null(pc.is_in(found[c], values), False) for c, values in where.items())
-        )
-        if not pc.any(mask).as_py():
-            return schema.empty_table()
-        return columns(schema.names).filter(mask)
-
-
-def latest_rows(table: pa.Table) -> pa.Table:
-    """The newest row per asset_id (by recorded_at); a row doubled by compaction counts once.
-
-    In asset_id order; rows tied on recorded_at keep the table's order (the sort is stable).
-    """
-    return _take(table, _latest(table))
-
-
-def _take(table: pa.Table, rows: pa.Array | None) -> pa.Table:
-    if rows is None:
-        return table
-    # Column by column, each in one chunk first: a take over many chunks is
-    # slower, and one column at a time keeps the copy small.
-    return pa.table([_one_chunk(c).take(rows) for c in table.columns], schema=table.schema)
-
-
-def _latest(table: pa.Table) -> pa.Array | None:
-    """The indices of latest_rows, or None if that is the whole table as it is."""
-    n = table.num_rows
-    if n < 2:
-        return None
-    ids = _one_chunk(table["asset_id"])
-    if ids.null_count == 0 and pc.all(pc.greater(ids.slice(1), ids.slice(0, n - 1))).as_py():
-        return None  # one row per asset_id, in order: as compact writes it
-    # Sort the two key columns only: the other columns are taken once, after.
-    keys = pa.table({"asset_id": ids, "recorded_at": table["recorded_at"]})
-    order = pc.sort_indices(keys, [("asset_id", "ascending"), ("recorded_at", "descending")])
-    ids = ids.take(order)
-    first = pc.not_equal(ids.slice(1), ids.slice(0, n - 1))
-    return order.filter(pa.concat_arrays([pa.array([True]), first]))  # drops a null asset_id
-
-
-def superseded(table: pa.Table) -> pa.Table:
-    """`table` (one row per asset) with `superseded_by`: the current asset of each older one.
-
-    A slot is (partition, row_id, variant); of its generated assets the newest
-    by created_at is current (ties: recorded_at, then the table's order), the
-    others name it. Other rows, and current ones, get null. Column-wise
-    throughout: the slot becomes one integer, so the one sort is numeric.
-    """
-    n = table.num_rows
-    none = pa.nulls(n, pa.string())
-    if n == 0:
-        return table.append_column(SUPERSEDED_BY, none)
-    other = pc.invert(pc.fill_null(pc.equal(table["status"], GENERATED), False))
-    # A row alone in its (row_id, variant, generated or not) is alone in its
-    # slot: compare the partitions (the costly part) of the other rows only.
-    near = _combine(
-        [
-            _codes(table["row_id"]),
-            _codes(table["variant"]),
-            pc.cast(other, pa.int64()),  # a slot's generated rows, apart from the rest
-        ]
-    )
-    counts = pc.value_counts(near)
-    shared = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    rows = pc.indices_nonzero(pc.is_in(near, shared)).cast(pa.int64())
-    if len(rows) == 0:
-        return table.append_column(SUPERSEDED_BY, none)
-    keys = table.select(["asset_id", "partition", "created_at", "recorded_at"]).take(rows)
-    names = _superseded_by(keys, pc.take(near, rows), pc.take(other, rows))
-    return table.append_column(SUPERSEDED_BY, pc.scatter(names, rows, max_index=n - 1))
-
-
-def _superseded_by(table: pa.Table, near: pa.Array, other: pa.Array) -> pa.Array:
-    """superseded's column for `table`, where `near` codes (row_id, variant, other)."""
-    slot = _combine([*_partition_codes(table["partition"]), _codes(near)])
-    keys = pa.table(
-        {"slot": slot, "created_at": table["created_at"], "recorded_at": table["recorded_at"]}
-    )
-    # Stable: full ties keep the table's order (read_catalog's is by asset_id).
-    order = pc.sort_indices(
-        keys,
-        sort_keys=[
-            ("slot", "ascending"),
-            ("created_at", "descending"),
-            ("recorded_at", "descending"),
-        ],
-    ).cast(pa.int64())
-    starts = _changed(pc.take(slot, order))  # the newest row of each group
-    group = pc.subtract(pc.cumulative_sum(pc.cast(starts, pa.int64())), 1)
-    newest = order.filter(starts).take(group)  # per sorted row: its group's newest
-    older = pc.and_(pc.invert(pc.take(other, order)), pc.invert(starts))
-    newest = pc.if_else(older, newest, pa.scalar(None, pa.int64()))
-    # Back to the table's order, then the asset_id of each older row's newest.
-    return pc.take(table["asset_id"], pc.scatter(newest, order))
-
-
-def _combine(codes: list[pa.Array]) -> pa.Array:
-    """One int64 per row, equal where every code is equal (codes are 0..k-1 or -1)."""
-    total: pa.Array | None = None
-    bound = 1
-    for code in codes:
-        width = pc.max(code).as_py() + 2  # -1 (null) to max
-        if total is None:
-            total, bound = pc.add(code, 1), width
-            continue
-        if bound * width >= 2**62:  # re-number the combinations so far: fewer than rows
-            total = _codes(total)
-            bound = pc.max(total).as_py() + 1
-        total = pc.add(pc.multiply(total, width), pc.add(code, 1))
-        bound *= width
-    assert total is not None
-    return total
-
-
-def _partition_codes(column: pa.ChunkedArray) -> list[pa.Array]:
-    """One integer column per partition key: the code of the row's value, -1 if absent.
-
-    Equal maps get equal codes whatever the order of their keys.
-    """
-    maps = _one_chunk(column)
-    n = len(maps)
-    offsets = maps.offsets
-    first, last = offsets[0].as_py(), offsets[-1].as_py()
-    keys = maps.keys.slice(first, last - first)
-    values = _codes(maps.items.slice(first, last - first))
-    offsets = pc.subtract(offsets, first)
-    parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, keys))
-    names = pc.dictionary_encode(keys)
-    columns = []
-    for code in range(len(names.dictionary)):
-        has = pc.equal(names.indices, code)
-        placed = pc.scatter(values.filter(has), parents.filter(has), max_index=n - 1)
-        columns.append(pc.fill_null(placed, -1))
-    return columns
-
-
-def _codes(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """int64 codes 0..k-1, equal where the values are equal (null: -1)."""
-    values = _one_chunk(values)
-    if not isinstance(values, pa.DictionaryArray):
-        values = pc.dictionary_encode(values)
-    return pc.cast(pc.fill_null(values.indices, -1), pa.int64())
-
-
-def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
-def _changed(sorted_values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """True where a value differs from the one before it (the first is True)."""
-    sorted_values = _one_chunk(sorted_values)
-    differs = pc.not_equal(sorted_values.slice(1), sorted_values.slice(0, len(sorted_values) - 1))
-    return pa.concat_arrays([pa.array([True]), pc.fill_null(differs, True)])
-
-
-def select(
-    table: pa.Table,
-    where: Iterable[tuple[str, str]] = (),
-    status: str | None = None,
-    since: datetime | None = None,
-    *,
-    current_only: bool = False,
-) -> pa.Table:
-    """Rows matching every `column=value` (a partition key, a column or a metadata key).
-
-    `current_only` leaves out superseded versions (needs `superseded_by`).
-    """
-    mask = _mask(table, where, status, since, current_only)
-    # One filter (a null drops the row, as it would in a chain of filters):
-    # each filter copies every column.
-    return table if mask is None else table.filter(mask)
-
-
-def _mask(
-    table: pa.Table,
-    where: Iterable[tuple[str, str]] = (),
-    status: str | None = None,
-    since: datetime | None = None,
-    current_only: bool = False,
-) -> pa.Array | pa.ChunkedArray | None:
-    """select's rows as a mask (null: left out), or None for every row."""
-    masks = []
-    if current_only and SUPERSEDED_BY in table.column_names:
-        masks.append(pc.is_null(table[SUPERSEDED_BY]))
+    shown = [n for n in SCHEMA.names if columns is None or n in set(columns)]
+    needed = {*shown, *where_columns(where), "status", "created_at", SUPERSEDED_BY}
+    pushed = None
     if status:
-        masks.append(pc.equal(table["status"], status))
-    if since:
-        at = pa.scalar(since, SCHEMA.field("created_at").type)
-        masks.append(pc.greater_equal(table["created_at"], at))
-    for key, value in where:
-        if key in table.column_names and key not in PARTITION_COLUMNS:
-            masks.append(pc.equal(pc.cast(table[key], pa.string()), value))
-        else:
-            masks.append(_field_equals(table, key, value))
-    return functools.reduce(pc.and_, masks) if masks else None
+        pushed = pc.field("status") == status
+    table = read_catalog(store, as_of=as_of, columns=needed, filter=pushed)
+    return select(table, where, status, since, current_only=current_only).select(shown)
 
 
-def where_columns(where: Iterable[tuple[str, str]]) -> set[str]:
-    """The stored columns `select` reads for `where`."""
-    keys = {key for key, _ in where}
-    fields = keys & (set(SCHEMA.names) - PARTITION_COLUMNS)
-    return fields | ({"partition", "metadata"} if keys - fields else set())
+def read_matching(
+    store: AssetStore, where: Mapping[str, Iterable[str]], as_of: int | None = None
+) -> pa.Table:
+    """Rows whose column has one of its values, for any of `where`'s columns."""
+    tests = [pc.field(column).isin(sorted(set(values))) for column, values in where.items()]
+    tests = [t for t, values in zip(tests, where.values(), strict=True) if set(values)]
+    if not tests:
+        return SCHEMA.empty_table()
+    return read_catalog(store, filter=_any(tests), as_of=as_of)
 
 
-def _field_equals(table: pa.Table, key: str, value: str) -> pa.Array:
-    """Per row: does `{**json.loads(metadata), **dict(partition)}` have key, with str(it) == value.
-
-    The partition column-wise; json.loads only where the metadata text could hold the
-    pair (_metadata_pattern), to check exactly.
-    """
-    n = table.num_rows
-    part = table["partition"]
-    in_part = pc.is_valid(pc.map_lookup(part, key, "all"))
-    # dict() keeps a key's last value; a null value is str(None).
-    part_equal = pc.fill_null(pc.equal(pc.map_lookup(part, key, "last"), value), value == "None")
-    part_match = pc.and_(in_part, part_equal)
-    outside = pc.invert(in_part)
-    if not pc.any(outside).as_py():  # a partition key of every row
-        return part_match
-    meta = table["metadata"]  # chunked as read: combining would copy it all
-    maybe = pc.match_substring_regex(meta, _metadata_pattern(key, value))
-    candidate = pc.and_(outside, pc.fill_null(maybe, False))
-    # filter, not take: a take from many chunks first joins them (all the metadata).
-    texts = meta.filter(candidate).to_pylist()
-    hits = [
-        i
-        for i, text in zip(pc.indices_nonzero(candidate).to_pylist(), texts, strict=True)
-        if key in (fields := json.loads(text)) and str(fields[key]) == value
-    ]
-    found = pa.array([True] * len(hits), pa.bool_())
-    meta_equal = pc.scatter(found, pa.array(hits, pa.int64()), max_index=n - 1)
-    return pc.or_(part_match, pc.fill_null(meta_equal, False))
+def run_version(store: AssetStore, run_ids: Iterable[str]) -> int | None:
+    """The last version one of `run_ids` committed, if the table still has its files."""
+    runs = set(run_ids)
+    found = [e["version"] for e in history(store) if e["run_id"] in runs]
+    if not found:
+        return None
+    try:
+        read_catalog(store, as_of=max(found), columns=["asset_id"])
+    except (OSError, DeltaError):  # vacuumed since: the current version it is
+        return None
+    return max(found)
 
 
-# str() of the JSON literals that are no number nor string (json.dumps writes these).
-JSON_WORDS = {"True": "true", "False": "false", "None": "null"}
-JSON_WORDS |= {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+def _any(tests: list[pc.Expression]) -> pc.Expression:
+    found = tests[0]
+    for test in tests[1:]:
+        found = found | test
+    return found
 
 
-def _metadata_pattern(key: str, value: str) -> str:
-    """A regex that metadata JSON matches if `key` may have `value` in it (then checked).
-
-    The catalog's metadata is json.dumps output (row_from_sidecar, row_from_outcome):
-    a key is written "key", non-ASCII \\u-escaped or not; a value v with str(v) == value
-    as "value" if a string, as value itself if a number, or one of JSON_WORDS. A list or
-    dict ("[...", "{...") has many spellings: then any value of the key.
-    """
-    keys = "|".join(map(_literal, {json.dumps(key), json.dumps(key, ensure_ascii=False)}))
-    if value.startswith(("[", "{")):
-        return f"(?:{keys})\\s*:"
-    values = {json.dumps(value), json.dumps(value, ensure_ascii=False), value}
-    values |= {JSON_WORDS[value]} if value in JSON_WORDS else set()
-    return f"(?:{keys})\\s*:\\s*(?:{'|'.join(map(_literal, values))})"
-
-
-def _literal(text: str) -> str:
-    """`text` as an RE2 regex that matches it literally."""
-    return "".join(c if c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
-
-
-def rebuild(store: AssetStore) -> int:
-    """Make the catalog again from the sidecars alone; returns the number of assets."""
-    before = part_paths(store)
-    rows = [row_from_sidecar(store, s) for s in iter_sidecars(store)]
-    _replace_parts(store, pa.Table.from_pylist(rows, schema=SCHEMA), "rebuild", before)
-    return len(rows)
-
-
-def compact(store: AssetStore) -> tuple[int, int]:
-    """Merge every part into one; returns (parts before, assets)."""
-    before = part_paths(store)
-    table = _read_parts(store, SCHEMA)  # superseded_by is derived on read: not stored
-    rows = _latest(table)
-    _replace_parts(store, table, "compact", before, rows)
-    return len(before), table.num_rows if rows is None else len(rows)
+def history(store: AssetStore, limit: int | None = None) -> list[dict[str, Any]]:
+    """The table's versions, newest first: version, time, operation, run, rows changed."""
+    table = open_table(store)
+    if table is None:
+        return []
+    found = []
+    for entry in table.history(limit):
+        metrics = entry.get("operationMetrics") or {}
+        changed = sum(
+            int(metrics.get(k) or 0)
+            for k in (
+                "num_target_rows_inserted",
+                "num_target_rows_updated",
+                "num_target_rows_deleted",
+                "num_added_rows",
+            )
+        )
+        found.append(
+            {
+                "version": entry.get("version"),
+                "timestamp": datetime.fromtimestamp(entry["timestamp"] / 1000).astimezone(),
+                "operation": entry.get("operation"),
+                "run_id": entry.get(RUN_KEY),
+                "rows_changed": changed,
+            }
+        )
+    return found
 
 
-def _replace_parts(
-    store: AssetStore, table: pa.Table, kind: str, old: list[str], rows: pa.Array | None = None
+# --- writing ---------------------------------------------------------------------------------
+
+
+def commit(
+    store: AssetStore,
+    rows: list[dict[str, Any]],
+    run_id: str,
+    transaction: tuple[str, int] | None = None,
 ) -> None:
-    # The new file is published before the old ones go: a reader in between
-    # sees rows twice, which latest_rows() folds into one, never a gap.
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    name = f"{CATALOG}/{kind}-{stamp}-{secrets.token_hex(3)}.parquet"
-    if table.num_rows:
-        write_table(store, name, table, rows)
-    new = store.path(name)
-    _remove(store, [path for path in old if path != new])
+    """Upsert `rows` (the last row of an asset_id wins) in one commit.
+
+    `transaction` (app id, sequence number): a commit whose number the table
+    has recorded for that app already is not made again (a retried checkpoint).
+    """
+    if not rows:
+        return
+    new = _last_per_asset(pa.Table.from_pylist(rows, schema=SCHEMA))
+    uri, options = location(store)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        table = open_table(store)
+        if transaction and table is not None:
+            app, seq = transaction
+            if (table.transaction_version(app) or -1) >= seq:
+                return
+        properties = CommitProperties(
+            custom_metadata={RUN_KEY: run_id},
+            app_transactions=[Transaction(*transaction)] if transaction else None,
+            # delta-rs retries a creation that lost version 0 as an append at the next
+            # version, unchecked: rows twice. It must fail, to come back as a MERGE.
+            max_commit_retries=0 if table is None else None,
+        )
+        try:
+            if table is None:
+                write_deltalake(
+                    uri,
+                    with_superseded(new),
+                    mode="error",
+                    storage_options=options,
+                    commit_properties=properties,
+                )
+            else:
+                _merge(table, _source(store, table, new), properties)
+            return
+        except (CommitFailedError, DeltaError) as e:
+            # Another writer committed first (or created the table): read again.
+            if attempt == COMMIT_ATTEMPTS or not _conflict(e):
+                raise
+            time.sleep(random.uniform(0, COMMIT_BACKOFF_S * min(attempt, 10)))
+    raise AssertionError("unreachable")
+
+
+def _conflict(e: Exception) -> bool:
+    if isinstance(e, CommitFailedError):
+        return True
+    text = str(e).lower()
+    return any(w in text for w in ("conflict", "already exists", "version", "transaction"))
+
+
+def _merge(table: DeltaTable, source: pa.Table, properties: CommitProperties) -> None:
+    (
+        table.merge(
+            source,
+            predicate="t.asset_id = s.asset_id",
+            source_alias="s",
+            target_alias="t",
+            merge_schema=True,  # a table of an earlier assetgen gains the new columns
+            commit_properties=properties,
+        )
+        .when_matched_update_all(predicate=f"s.{OP} = 'upsert'", except_cols=[OP])
+        .when_matched_update(
+            updates={SUPERSEDED_BY: f"s.{SUPERSEDED_BY}"}, predicate=f"s.{OP} = 'supersede'"
+        )
+        .when_not_matched_insert_all(predicate=f"s.{OP} = 'upsert'", except_cols=[OP])
+        .execute()
+    )
+
+
+def _last_per_asset(table: pa.Table) -> pa.Table:
+    ids = table["asset_id"].to_pylist()
+    last = {asset: i for i, asset in enumerate(ids)}
+    if len(last) == len(ids):
+        return table
+    return table.take(sorted(last.values()))
+
+
+def _source(store: AssetStore, table: DeltaTable, new: pa.Table) -> pa.Table:
+    """The MERGE source: `new` with its superseded_by, and the stored rows of the same slots
+    whose superseded_by changes (only that column is set on them)."""
+    row_ids = sorted(set(new.filter(pc.equal(new["status"], GENERATED))["row_id"].to_pylist()))
+    stored = SCHEMA.empty_table().select(list(SLOT_COLUMNS_READ))
+    if row_ids:
+        found = _conform(
+            _files(store, table).to_table(columns=list(SLOT_COLUMNS_READ)), list(SLOT_COLUMNS_READ)
+        )
+        stored = found.filter(pc.is_in(found["row_id"], pa.array(row_ids, pa.string())))
+    mine = set(new["asset_id"].to_pylist())
+    others = stored.filter(pc.invert(pc.is_in(stored["asset_id"], pa.array(sorted(mine)))))
+    both = pa.concat_tables([new.select(list(SLOT_COLUMNS_READ)), others])
+    wanted = dict(zip(both["asset_id"].to_pylist(), superseded(both).to_pylist(), strict=True))
+    upserts = new.set_column(
+        new.schema.get_field_index(SUPERSEDED_BY),
+        SUPERSEDED_BY,
+        pa.array([wanted[a] for a in new["asset_id"].to_pylist()], pa.string()),
+    )
+    changed = [
+        (asset, wanted[asset])
+        for asset, now in zip(
+            others["asset_id"].to_pylist(), others[SUPERSEDED_BY].to_pylist(), strict=True
+        )
+        if wanted[asset] != now
+    ]
+    rows = upserts.append_column(OP, pa.array(["upsert"] * upserts.num_rows))
+    if not changed:
+        return rows
+    update = {"asset_id": [a for a, _ in changed], SUPERSEDED_BY: [s for _, s in changed]}
+    updates = pa.Table.from_pydict(update, schema=pa.schema([SCHEMA.field(k) for k in update]))
+    updates = _conform(updates, SCHEMA.names).append_column(
+        OP, pa.array(["supersede"] * len(changed))
+    )
+    return pa.concat_tables([rows, updates])
 
 
 def iter_sidecars(store: AssetStore) -> Iterator[Sidecar]:
-    """Every asset's sidecar in the store."""
     for folder in store.existing().values():
         yield Sidecar.model_validate_json(store.read_bytes(f"{folder}/{SIDECAR}"))
+
+
+def rebuild(store: AssetStore) -> int:
+    """Make the catalog again from the sidecars alone (a new version); the number of assets."""
+    rows = [row_from_sidecar(store, s) for s in iter_sidecars(store)]
+    table = with_superseded(_last_per_asset(pa.Table.from_pylist(rows, schema=SCHEMA)))
+    uri, options = location(store)
+    write_deltalake(
+        uri,
+        table,
+        mode="overwrite",
+        schema_mode="overwrite",
+        storage_options=options,
+        commit_properties=CommitProperties(custom_metadata={RUN_KEY: "rebuild"}),
+    )
+    return table.num_rows
+
+
+def compact(store: AssetStore, retention_hours: int = RETENTION_HOURS) -> dict[str, Any]:
+    """Optimize (small files into large ones, z-ordered by row_id, the key most filters and
+    every commit look up), then vacuum the files no version within `retention_hours` needs."""
+    table = open_table(store)
+    if table is None:
+        return {"files_before": 0, "files_after": 0, "removed": 0, "assets": 0}
+    before = len(table.file_uris())
+    table.optimize.z_order(["row_id"])
+    removed = table.vacuum(
+        retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+    )
+    table = open_table(store)
+    assert table is not None
+    return {
+        "files_before": before,
+        "files_after": len(table.file_uris()),
+        "removed": len(removed),
+        "assets": table.count(),
+    }
+
+
+def dataset(store: AssetStore) -> ds.Dataset | None:
+    """The current version as a pyarrow dataset (what other engines read: DuckDB, polars)."""
+    table = open_table(store)
+    return None if table is None else _files(store, table)

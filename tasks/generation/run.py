@@ -20,7 +20,8 @@ from PIL import Image
 from assetgen.tasks.budget.claims import Caps, Heartbeat, LedgerAccount
 from assetgen.tasks.budget.ledger import Kind
 from assetgen.tasks.budget.reservations import Budget
-from assetgen.tasks.catalog.table import CatalogWriter, row_from_outcome
+from assetgen.tasks.catalog.rows import row_from_outcome
+from assetgen.tasks.catalog.writer import CatalogWriter
 from assetgen.tasks.config.job import JobConfig
 from assetgen.tasks.generation.dispatch import Attempted, Dispatcher, JobOutcome, RetryPolicy
 from assetgen.tasks.generation.limiter import RateLimiter
@@ -245,8 +246,8 @@ async def generate_async(
         cap_usd=cfg.budget.cap_usd,
         period=period,
         rate_limit_pauses=limiter.pauses,
-        # A failed catalog merge loses nothing (the parts stay) but is worth knowing.
-        rendition_errors=post.errors + [f"catalog merge: {e}" for e in catalog.merge_errors],
+        # A failed catalog commit loses nothing of the store (rebuild) but is worth knowing.
+        rendition_errors=post.errors + [f"catalog commit: {e}" for e in catalog.errors],
         provenance=credentials_note(material),
         interrupted=interrupted.is_set(),
         catalog_rows=catalog.rows_written,

@@ -12,7 +12,9 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from assetgen.tasks.catalog.table import CatalogWriter, latest_rows, read_matching, row_from_sidecar
+from assetgen.tasks.catalog.rows import row_from_sidecar
+from assetgen.tasks.catalog.table import read_matching
+from assetgen.tasks.catalog.writer import CatalogWriter
 from assetgen.tasks.config.job import JobConfig
 from assetgen.tasks.renditions.credentials import SigningMaterial
 from assetgen.tasks.renditions.presets import Preset
@@ -173,7 +175,7 @@ def incomplete(store: AssetStore, presets: dict[str, Preset], folders: dict[str,
     """
     # Only these assets' rows: a rerun into a big catalog skips many assets,
     # but rarely all of it.
-    table = latest_rows(read_matching(store, {"asset_id": folders}))
+    table = read_matching(store, {"asset_id": folders})
     listed = {
         asset_id: {r["name"] for r in renditions or []}
         for asset_id, renditions in zip(

@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
-from assetgen.tasks.catalog import table as cat
+from assetgen.tasks.catalog.rows import row_from_sidecar
+from assetgen.tasks.catalog.table import read_matching, run_version
 from assetgen.tasks.plan.pricing import format_usd
 from assetgen.tasks.reporting.cards import (
     SKIPPED,
@@ -108,18 +109,18 @@ def build_report(
     extras = dict(extra_asset_ids) if isinstance(extra_asset_ids, Mapping) else None
     extra_ids = set(extras if extras is not None else extra_asset_ids)
 
-    # Every row of the run and of the assets it found stored (not just the
-    # newest), and nothing else of the catalog.
+    # The rows of the run and of the assets it found stored, and nothing else
+    # of the catalog, as the run left them: the table as of the run's last
+    # commit (a later run may have recorded the same assets again). A sharded
+    # run's shards record under `<run_id>-s<N>`.
     run_ids = _run_ids(summary)
-    table = cat.read_matching(store, {"run_id": run_ids, "asset_id": extra_ids})
-    # Rows of this run as it recorded them (a later run may have recorded the
-    # same asset again: this report shows what happened in this one). A
-    # sharded run's shards record under `<run_id>-s<N>`.
+    as_of = run_version(store, run_ids)
+    table = read_matching(store, {"run_id": run_ids, "asset_id": extra_ids}, as_of)
     mine = pc.is_in(table["run_id"], pa.array(run_ids, pa.string()))
-    run_rows = cat.latest_rows(table.filter(pc.fill_null(mine, False))).to_pylist()
+    run_rows = table.filter(pc.fill_null(mine, False)).to_pylist()
     run_rows = [r for r in run_rows if r["asset_id"] not in extra_ids]
     stored = pc.is_in(table["asset_id"], pa.array(sorted(extra_ids), pa.string()))
-    stored_rows = cat.latest_rows(table.filter(stored)).to_pylist() if extra_ids else []
+    stored_rows = table.filter(stored).to_pylist() if extra_ids else []
 
     entries = [entry_from_row(store, row) for row in run_rows]
     found = {row["asset_id"] for row in stored_rows}
@@ -130,7 +131,7 @@ def build_report(
         if folder:
             try:
                 raw = store.read_bytes(f"{folder}/{SIDECAR}")
-                stored_rows.append(cat.row_from_sidecar(store, Sidecar.model_validate_json(raw)))
+                stored_rows.append(row_from_sidecar(store, Sidecar.model_validate_json(raw)))
             except (FileNotFoundError, ValueError):
                 pass
     for row in stored_rows:
