@@ -6,11 +6,15 @@ time with a budget too small for all of it: the second run finds what the
 first one made, makes one more image and runs out of budget for the rest, so
 its contact sheet shows every kind of card. That sheet is photographed with
 headless Chromium at 1280 CSS pixels wide into docs/img/contact-sheet.png.
+Then one image is approved and one rejected (`assetgen review`), and the
+review app (`assetgen review serve --state all`) is photographed the same
+way into docs/img/review.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -45,7 +49,61 @@ def demo_run(workdir: Path, budget: str) -> dict:
     return json.loads(proc.stdout)
 
 
-def contact_sheet(out: Path) -> Path:
+def contact_sheet(executable: str, workdir: Path, summary: dict, out: Path) -> Path:
+    """The run's contact sheet, photographed into `out`."""
+    index = workdir / summary["store"] / report_folder(summary["run_id"])
+    with Chromium(executable) as browser, browser.page() as page:
+        page.navigate((index / "index.html").as_uri())
+        broken = page.evaluate(
+            "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length"
+        )
+        if broken:
+            sys.exit(f"{broken} images did not load")
+        page.screenshot(out, width=WIDTH, max_height=MAX_HEIGHT)
+    return out
+
+
+def review_app(executable: str, workdir: Path, out: Path) -> Path:
+    """Two decisions, then the review app showing every asset, photographed into `out`."""
+    from playwright.sync_api import sync_playwright
+
+    assetgen = str(Path(sys.executable).parent / "assetgen")
+    listed = subprocess.run(
+        [assetgen, "review", "list", "--store", "assets", "--json"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ids = [json.loads(line)["asset_id"] for line in listed.stdout.splitlines()]
+    run = functools.partial(subprocess.run, cwd=workdir, check=True, capture_output=True)
+    run([assetgen, "review", "approve", ids[0], "--store", "assets", "--reviewer", "ana"])
+    note = "the mugs should be blue, not grey"
+    run([assetgen, "review", "reject", ids[1], "--store", "assets", "--note", note])
+    serve = [assetgen, "review", "serve", "--store", "assets", "--state", "all", "--no-open"]
+    server = subprocess.Popen(serve, cwd=workdir, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, headless=True)
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+            page.goto(url, wait_until="load")
+            page.evaluate(
+                "Promise.all([...document.images].map(i => i.decode().catch(() => null)))"
+            )
+            page.screenshot(path=str(out), full_page=False)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
+    args = parser.parse_args()
     executable = find_chromium()
     if executable is None:
         sys.exit("no chromium on PATH (apt-get install chromium, or set CHROMIUM)")
@@ -54,25 +112,13 @@ def contact_sheet(out: Path) -> Path:
         shutil.copytree(REPO / "examples", workdir / "examples")
         demo_run(workdir, BUDGETS_USD[0])
         summary = demo_run(workdir, BUDGETS_USD[1])  # its run writes the contact sheet
-        index = workdir / summary["store"] / report_folder(summary["run_id"])
-        with Chromium(executable) as browser, browser.page() as page:
-            page.navigate((index / "index.html").as_uri())
-            broken = page.evaluate(
-                "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length"
-            )
-            if broken:
-                sys.exit(f"{broken} images did not load")
-            page.screenshot(out, width=WIDTH, max_height=MAX_HEIGHT)
-    return out
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "contact-sheet.png")
-    args = parser.parse_args()
-    out = contact_sheet(args.out)
-    shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
-    print(f"{shown}: {out.stat().st_size:,} bytes")
+        made = [
+            contact_sheet(executable, workdir, summary, args.out / "contact-sheet.png"),
+            review_app(executable, workdir, args.out / "review.png"),
+        ]
+    for out in made:
+        shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
+        print(f"{shown}: {out.stat().st_size:,} bytes")
 
 
 if __name__ == "__main__":

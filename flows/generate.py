@@ -21,8 +21,10 @@ from assetgen.tasks.reporting.artifacts import (
     publish_artifacts,
     write_contact_sheet,
 )
+from assetgen.tasks.reporting.contact_sheet import run_ids_of
 from assetgen.tasks.reporting.progress import Progress, watched
 from assetgen.tasks.reporting.summary import batch_run_summary, run_summary
+from assetgen.tasks.review.waiting import waiting_for_review as _waiting_for_review
 from assetgen.tasks.store.assets import AssetStore, now_utc
 from assetgen.tasks.store.runs import new_run_id, run_file
 
@@ -34,6 +36,7 @@ plan_jobs = task(plan_manifest, name="plan", **TASK_OPTIONS)
 skip_existing = task(_skip_existing, name="skip-existing", **TASK_OPTIONS)
 complete_stored = task(_complete_stored, name="complete-stored", **TASK_OPTIONS)
 contact_sheet = task(write_contact_sheet, name="contact-sheet", **TASK_OPTIONS)
+waiting_for_review = task(_waiting_for_review, name="waiting-for-review", **TASK_OPTIONS)
 
 
 @task(name="generate", **TASK_OPTIONS)
@@ -106,6 +109,7 @@ def generate_assets(
         summary = run_summary(run_id, manifest, cfg, planned, todo, report)
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary["completed_existing"] = completed
+    summary["review"] = waiting_for_review(store, cfg, run_id, run_ids_of(summary))
     summary["report"] = contact_sheet(store, summary, todo.skipped)
     store.write_json(run_file(run_id, "summary.json"), summary)
     publish_artifacts(summary)

@@ -32,11 +32,13 @@ from assetgen.flows.generate import (
     generate_images,
     plan_jobs,
     skip_existing,
+    waiting_for_review,
 )
 from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
 from assetgen.tasks.generation.run import open_account, period_figures
 from assetgen.tasks.plan.jobs import Job
 from assetgen.tasks.reporting.artifacts import publish_artifacts
+from assetgen.tasks.reporting.contact_sheet import run_ids_of
 from assetgen.tasks.reporting.summary import merge_partitions, outcome_counts, plan_part
 from assetgen.tasks.store.assets import AssetStore, now_utc
 from assetgen.tasks.store.runs import RUNS, new_run_id
@@ -197,6 +199,7 @@ def generate_sharded(
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
     }
+    summary["review"] = waiting_for_review(store, cfg, run_id, run_ids_of(summary))
     summary["report"] = contact_sheet(store, summary, todo.skipped)
     store.write_json(f"{RUNS}/{run_id}/summary.json", summary)
     publish_artifacts(summary)

@@ -14,6 +14,7 @@ from assetgen.flows.cli.maintain import refresh, serve
 from assetgen.flows.cli.plan import plan
 from assetgen.flows.cli.provenance import provenance
 from assetgen.flows.cli.report import report
+from assetgen.flows.cli.review import app as review_app
 from assetgen.flows.cli.run import collect, run
 
 # With no network, Prefect's telemetry call only logs errors.
@@ -32,6 +33,7 @@ for command in (plan, run, collect, report, budget, provenance, serve, refresh):
     app.command()(command)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(batches_app, name="batches")
+app.add_typer(review_app, name="review")
 
 
 @app.callback()

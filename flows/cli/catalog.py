@@ -31,6 +31,7 @@ from assetgen.tasks.catalog import table as cat
 from assetgen.tasks.catalog.migrate import legacy_parts
 from assetgen.tasks.catalog.migrate import migrate as migrate_parts
 from assetgen.tasks.catalog.rows import SUPERSEDED_BY
+from assetgen.tasks.review.decisions import STATES
 from assetgen.tasks.store.assets import AssetStore
 
 app = typer.Typer(help="Query and maintain the catalog of a store.", no_args_is_help=True)
@@ -60,7 +61,16 @@ AsOfOpt = Annotated[
 ]
 
 # Columns shown by `list` as a table; exports carry every column.
-TABLE_COLUMNS = ("asset_id", "row_id", "status", "size", "quality", "cost_usd", "run_id")
+TABLE_COLUMNS = (
+    "asset_id",
+    "row_id",
+    "status",
+    "review_state",
+    "size",
+    "quality",
+    "cost_usd",
+    "run_id",
+)
 # A spreadsheet runs a cell that starts like a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -145,9 +155,21 @@ def list_(
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
     versions: VersionsOpt = False,
     as_of: AsOfOpt = None,
+    review: Annotated[
+        str | None,
+        typer.Option(
+            "--review", help="Only assets in this review state: pending, approved, rejected."
+        ),
+    ] = None,
 ) -> None:
     """One row per current asset, filtered (--versions: superseded ones too)."""
-    filters = (parse_where(where), status, parse_since(since))
+    if review is not None and review not in STATES:
+        fail(f"--review {review!r}: expected one of {', '.join(STATES)}")
+    filters = (
+        parse_where(where) + ([("review_state", review)] if review else []),
+        status,
+        parse_since(since),
+    )
     # A table shows only those (and needs superseded_by to leave out the older versions).
     shown = (*TABLE_COLUMNS, SUPERSEDED_BY) if fmt == "table" else None
     matching = _query(open_store(store, config), *filters, columns=shown, as_of=as_of)

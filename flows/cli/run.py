@@ -154,6 +154,8 @@ def _print_run(r: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"  contact sheet: {escape(r['report'])}")
     if r.get("provenance"):
         console.print(f"  {escape(r['provenance'])}")
+    if (review := r.get("review") or {}).get("pending"):
+        console.print(f"  {review['pending']} wait for review: {escape(review['command'])}")
     for error in r.get("rendition_errors") or []:  # renditions or catalog commits that failed
         console.print(f"  [yellow]warning:[/] {escape(error)}")
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assetgen.tasks.generation.dispatch import JobOutcome
+from assetgen.tasks.review.decisions import Decision, current_state
 from assetgen.tasks.store.assets import AssetStore, Sidecar, asset_folder, now_utc
 
 RENDITION = pa.struct(
@@ -63,18 +64,38 @@ SCHEMA = pa.schema(
         ("metadata", pa.string()),  # JSON: columns differ from manifest to manifest
         # The current asset of the same slot, on an older generated version; else null.
         ("superseded_by", pa.string()),
+        # Review (tasks/review): pending, approved or rejected; null for rows without an
+        # image. Kept by every commit that is not a decision (tasks/review/record.py).
+        ("review_state", pa.string()),
+        ("review_note", pa.string()),
+        ("reviewed_by", pa.string()),
+        ("reviewed_at", pa.timestamp("us", tz="UTC")),
+        # Revise (tasks/revise): 0 for a first version; the rejected asset it answers.
+        ("revision", pa.int32()),
+        ("revision_of", pa.string()),
+        ("revision_note", pa.string()),
+        # Publish (tasks/publish): where the asset's files went last, and when.
+        ("published_uri", pa.string()),
+        ("published_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 SUPERSEDED_BY = "superseded_by"
+REVIEW_COLUMNS = ("review_state", "review_note", "reviewed_by", "reviewed_at")
+PUBLISH_COLUMNS = ("published_uri", "published_at")
+# Set by their own commits (table.update_columns), kept when a run records an asset again.
+KEPT_COLUMNS = (*REVIEW_COLUMNS, *PUBLISH_COLUMNS)
 PARTITION_COLUMNS = {"partition"}
 # A slot is (partition, row_id, variant): what decides which asset is current.
 SLOT_COLUMNS = ("asset_id", "partition", "row_id", "variant", "status", "created_at", "recorded_at")
 GENERATED = "generated"
 
 
-def row_from_sidecar(store: AssetStore, sidecar: Sidecar) -> dict[str, Any]:
-    """The catalog row of a stored asset."""
+def row_from_sidecar(
+    store: AssetStore, sidecar: Sidecar, decisions: list[Decision] | None = None
+) -> dict[str, Any]:
+    """The catalog row of a stored asset, its review state from `decisions` (none: new)."""
     folder = asset_folder(sidecar.partition, sidecar.asset_id)
+    review = current_state(decisions or [], sidecar.sha256, lambda: sidecar.review)
     return {
         "asset_id": sidecar.asset_id,
         "row_id": sidecar.row_id,
@@ -117,6 +138,10 @@ def row_from_sidecar(store: AssetStore, sidecar: Sidecar) -> dict[str, Any]:
         ],
         **_credential_columns(sidecar),
         "metadata": json.dumps(sidecar.metadata, default=str),
+        **review.model_dump(),
+        "revision": sidecar.revision,
+        "revision_of": sidecar.revision_of,
+        "revision_note": sidecar.revision_note,
     }
 
 

@@ -119,3 +119,10 @@ def _metadata_pattern(key: str, value: str) -> str:
 def _literal(text: str) -> str:
     """`text` as an RE2 regex that matches it literally."""
     return "".join(c if c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
+
+
+def of_run(table: pa.Table, run_id: str) -> pa.Table:
+    """Rows a run recorded: its own run_id, or one of its shards' (`<run_id>-s<N>`)."""
+    ids = table["run_id"]
+    mine = pc.or_(pc.equal(ids, run_id), pc.starts_with(ids, f"{run_id}-s"))
+    return table.filter(pc.fill_null(mine, False))

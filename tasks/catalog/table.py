@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,8 @@ from assetgen.tasks.catalog.location import CATALOG, RUN_KEY, location
 from assetgen.tasks.catalog.migrate import migrate
 from assetgen.tasks.catalog.rows import (
     GENERATED,
+    KEPT_COLUMNS,
+    REVIEW_COLUMNS,
     SCHEMA,
     SLOT_COLUMNS,
     SUPERSEDED_BY,
@@ -37,6 +39,7 @@ from assetgen.tasks.catalog.rows import (
     with_superseded,
 )
 from assetgen.tasks.catalog.select import select, where_columns
+from assetgen.tasks.review.decisions import ReviewState, decisions_by_folder
 from assetgen.tasks.store.assets import SIDECAR, AssetStore, Sidecar
 
 COMMIT_ATTEMPTS = 40
@@ -230,15 +233,16 @@ def commit(
 ) -> None:
     """Upsert `rows` (the last row of an asset_id wins) in one commit.
 
-    `transaction` (app id, sequence number): a commit whose number the table
-    has recorded for that app already is not made again (a retried checkpoint).
+    A row of an asset the table has keeps the stored review columns. `transaction`
+    (app id, sequence number): a commit whose number the table has recorded for
+    that app already is not made again (a retried checkpoint).
     """
     if not rows:
         return
     new = _last_per_asset(pa.Table.from_pylist(rows, schema=SCHEMA))
     uri, options = location(store)
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        table = open_table(store)
+
+    def attempt(table: DeltaTable | None) -> None:
         if transaction and table is not None:
             app, seq = transaction
             if (table.transaction_version(app) or -1) >= seq:
@@ -250,24 +254,80 @@ def commit(
             # version, unchecked: rows twice. It must fail, to come back as a MERGE.
             max_commit_retries=0 if table is None else None,
         )
+        if table is None:
+            write_deltalake(
+                uri,
+                with_superseded(new),
+                mode="error",
+                storage_options=options,
+                commit_properties=properties,
+            )
+        else:
+            _merge(table, _source(store, table, new), properties)
+
+    _retrying(store, attempt)
+
+
+def commit_reviews(store: AssetStore, states: Mapping[str, ReviewState]) -> None:
+    """Set the review columns of these assets, unless a later decision is there already
+    (two reviewers at once: their commits may land in either order)."""
+    values = {a: s.model_dump() for a, s in states.items()}
+    update_columns(store, values, REVIEW_COLUMNS, "review", newer="reviewed_at")
+
+
+def update_columns(
+    store: AssetStore,
+    values: Mapping[str, Mapping[str, Any]],
+    columns: Iterable[str],
+    run_id: str,
+    newer: str | None = None,
+) -> None:
+    """Set `columns` of the assets in `values` (asset_id -> column -> value) in one commit.
+
+    `newer`: a time column; a row whose stored time is later is left as it is.
+    Assets the table lacks are skipped (this changes rows, it adds none).
+    """
+    if not values:
+        return
+    columns = list(columns)
+    fields = [SCHEMA.field("asset_id"), *(SCHEMA.field(c) for c in columns)]
+    source = pa.Table.from_pylist(
+        [{"asset_id": a, **{c: v.get(c) for c in columns}} for a, v in values.items()],
+        schema=pa.schema(fields),
+    )
+    guard = f"t.{newer} IS NULL OR s.{newer} >= t.{newer}" if newer else None
+    properties = CommitProperties(custom_metadata={RUN_KEY: run_id})
+
+    def attempt(table: DeltaTable | None) -> None:
+        if table is None:
+            raise ValueError("no catalog in this store yet")
+        (
+            table.merge(
+                source,
+                predicate="t.asset_id = s.asset_id",
+                source_alias="s",
+                target_alias="t",
+                merge_schema=True,  # a table of an earlier assetgen gains the columns
+                commit_properties=properties,
+            )
+            .when_matched_update(updates={c: f"s.{c}" for c in columns}, predicate=guard)
+            .execute()
+        )
+
+    _retrying(store, attempt)
+
+
+def _retrying(store: AssetStore, attempt: Callable[[DeltaTable | None], None]) -> None:
+    """Run `attempt` on the table as it is now until it commits: a writer that lost a
+    commit race (or the race to create the table) reads it again and tries again."""
+    for n in range(1, COMMIT_ATTEMPTS + 1):
         try:
-            if table is None:
-                write_deltalake(
-                    uri,
-                    with_superseded(new),
-                    mode="error",
-                    storage_options=options,
-                    commit_properties=properties,
-                )
-            else:
-                _merge(table, _source(store, table, new), properties)
+            attempt(open_table(store))
             return
         except (CommitFailedError, DeltaError) as e:
-            # Another writer committed first (or created the table): read again.
-            if attempt == COMMIT_ATTEMPTS or not _conflict(e):
+            if n == COMMIT_ATTEMPTS or not _conflict(e):
                 raise
-            time.sleep(random.uniform(0, COMMIT_BACKOFF_S * min(attempt, 10)))
-    raise AssertionError("unreachable")
+            time.sleep(random.uniform(0, COMMIT_BACKOFF_S * min(n, 10)))
 
 
 def _conflict(e: Exception) -> bool:
@@ -287,7 +347,12 @@ def _merge(table: DeltaTable, source: pa.Table, properties: CommitProperties) ->
             merge_schema=True,  # a table of an earlier assetgen gains the new columns
             commit_properties=properties,
         )
-        .when_matched_update_all(predicate=f"s.{OP} = 'upsert'", except_cols=[OP])
+        # A new record of an asset keeps its review and publish columns (update_columns
+        # sets them), unless it has no review yet (it failed before).
+        .when_matched_update_all(
+            predicate=f"s.{OP} = 'upsert' AND t.review_state IS NULL", except_cols=[OP]
+        )
+        .when_matched_update_all(predicate=f"s.{OP} = 'upsert'", except_cols=[OP, *KEPT_COLUMNS])
         .when_matched_update(
             updates={SUPERSEDED_BY: f"s.{SUPERSEDED_BY}"}, predicate=f"s.{OP} = 'supersede'"
         )
@@ -341,14 +406,19 @@ def _source(store: AssetStore, table: DeltaTable, new: pa.Table) -> pa.Table:
     return pa.concat_tables([rows, updates])
 
 
-def iter_sidecars(store: AssetStore) -> Iterator[Sidecar]:
+def iter_sidecars(store: AssetStore) -> Iterator[tuple[str, Sidecar]]:
     for folder in store.existing().values():
-        yield Sidecar.model_validate_json(store.read_bytes(f"{folder}/{SIDECAR}"))
+        yield folder, Sidecar.model_validate_json(store.read_bytes(f"{folder}/{SIDECAR}"))
 
 
 def rebuild(store: AssetStore) -> int:
-    """Make the catalog again from the sidecars alone (a new version); the number of assets."""
-    rows = [row_from_sidecar(store, s) for s in iter_sidecars(store)]
+    """Make the catalog again from the store alone, sidecars and review decisions (a new
+    version); the number of assets."""
+    decisions = decisions_by_folder(store)
+    rows = [
+        row_from_sidecar(store, sidecar, decisions.get(folder))
+        for folder, sidecar in iter_sidecars(store)
+    ]
     table = with_superseded(_last_per_asset(pa.Table.from_pylist(rows, schema=SCHEMA)))
     uri, options = location(store)
     write_deltalake(

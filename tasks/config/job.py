@@ -106,6 +106,19 @@ class ProvenanceConfig(StrictModel):
     c2pa: C2paConfig | None = None
 
 
+class ReviseConfig(StrictModel):
+    """How `assetgen revise` makes a new version of a rejected asset."""
+
+    how: Literal["prompt", "edit"] = Field(
+        "edit",
+        description="edit: the rejected image (and the row's reference images) with the "
+        "reviewer's note as the instruction; prompt: the note added to the prompt",
+    )
+    max_revisions: int = Field(
+        3, ge=0, description="revisions per slot; a rejected asset past this is reported, not sent"
+    )
+
+
 class JobConfig(StrictModel):
     """Everything one run needs besides the manifest."""
 
@@ -139,6 +152,12 @@ class JobConfig(StrictModel):
         30, gt=0, description="seconds between progress log lines when no terminal shows them"
     )
     provenance: ProvenanceConfig = ProvenanceConfig()
+    review: Literal["required", "off"] = Field(
+        "required",
+        description="required: every image waits for a reviewer's approval before it can be "
+        "published; off: generated images count as approved (internal drafts)",
+    )
+    revise: ReviseConfig = ReviseConfig()
 
     @field_validator("style_version", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from PIL import Image
@@ -100,10 +100,14 @@ def build_sidecar(job: Job, done: Attempted, run_id: str, provider: str) -> Side
     with Image.open(io.BytesIO(result.image)) as img:
         width, height = img.size
         mime = mime_of(img.format or result.output_format)
+    created_at = now_utc()
+    if job.created_after is not None and created_at <= job.created_after:
+        # A revision is newer than what it revises, whatever this clock says.
+        created_at = job.created_after + timedelta(microseconds=1)
     return Sidecar(
         asset_id=job.asset_id,
         run_id=run_id,
-        created_at=now_utc(),
+        created_at=created_at,
         row=job.row,
         row_id=job.row_id,
         variant=job.variant,
@@ -133,6 +137,10 @@ def build_sidecar(job: Job, done: Attempted, run_id: str, provider: str) -> Side
         latency_s=round(done.latency_s, 3),
         attempts=done.attempts,
         credentials=read_credentials(result.image, mime).model_dump(),
+        review=job.review,
+        revision=job.revision,
+        revision_of=job.revision_of,
+        revision_note=job.revision_note,
     )
 
 

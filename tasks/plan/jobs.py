@@ -7,7 +7,8 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -64,6 +65,16 @@ class Job(BaseModel):
     # False for an edit in a size the Batch API's JSON edit body does not
     # take: batch mode sends it online instead.
     batchable: bool = True
+    # The job config's review setting: "off" makes the image count as approved.
+    review: Literal["required", "off"] = "required"
+    # A revision of a rejected asset (tasks/revise): its number, the asset it
+    # revises and the reviewer's note it answers; 0 / None for a first version.
+    revision: int = 0
+    revision_of: str | None = None
+    revision_note: str | None = None
+    # The created_at of the version it revises: the new one is stamped later,
+    # so it is the current version of the slot whatever this machine's clock says.
+    created_after: datetime | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -96,11 +107,13 @@ def asset_id(
     variant: int,
     style_version: str | None = None,
     moderation: str | None = None,
+    revision: int = 0,
 ) -> str:
     """A stable hash of everything that decides the image (DESIGN invariant 1).
 
-    `style_version` is an input only when set, and `moderation` only when it
-    is `low` (`auto` is what the API does unasked), so every id made without
+    `style_version` is an input only when set, `moderation` only when it is
+    `low` (`auto` is what the API does unasked), and `revision` only when it
+    is above 0 (a revision of a rejected asset), so every id made without
     them stays what it was.
     """
     decisive: dict[str, Any] = {
@@ -120,6 +133,8 @@ def asset_id(
         decisive["style_version"] = style_version
     if moderation == "low":
         decisive["moderation"] = moderation
+    if revision > 0:
+        decisive["revision"] = revision
     canonical = json.dumps(decisive, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
@@ -258,6 +273,7 @@ class Planner:
                 cost_low=cost.low,
                 cost_expected=cost.expected,
                 cost_worst=cost.worst,
+                review=self.ctx.config.review,
                 batchable=not refs or row.size in caps.sizes.json_edit,
             )
 

@@ -137,6 +137,8 @@ def publish_artifacts(s: dict[str, Any]) -> None:
         lines.append(f"- contact sheet: {s['report']}")
     if s.get("provenance"):
         lines.append(f"- {s['provenance']}")
+    if (review := s.get("review") or {}).get("pending"):
+        lines.append(f"- **{review['pending']} wait for review**: `{review['command']}`")
     if s["stop_reason"]:
         lines.append(f"- **run stopped**: {s['stop_reason']}")
     lines += [f"- {f['count']} x {f['reason']}" for f in s["top_failures"]]

@@ -161,6 +161,22 @@ def group_key(partition: Mapping[str, str]) -> str:
     return " / ".join(f"{k}={v}" for k, v in partition.items())
 
 
+def thumbnail_index(row: dict[str, Any]) -> int | None:
+    """The rendition a card shows: the smallest a browser shows that is still sharp at card
+    size, failing that the biggest such rendition; None: the original it is."""
+    shown = [
+        (i, r)
+        for i, r in enumerate(row.get("renditions") or [])
+        if (r.get("format") or "").lower() in BROWSER_FORMATS and r.get("width") and r.get("height")
+    ]
+    sharp = [(i, r) for i, r in shown if min(r["width"], r["height"]) >= THUMB_MIN_EDGE]
+    if sharp:
+        return min(sharp, key=lambda ir: ir[1]["width"] * ir[1]["height"])[0]
+    if shown:
+        return max(shown, key=lambda ir: ir[1]["width"] * ir[1]["height"])[0]
+    return None
+
+
 def _thumbnail(row: dict[str, Any]) -> tuple[str, int | None, int | None] | None:
     """(uri, width, height) of the image a card shows, or None when the job made none.
 
@@ -169,18 +185,9 @@ def _thumbnail(row: dict[str, Any]) -> tuple[str, int | None, int | None] | None
     """
     if row.get("status") != "generated" or not row.get("original_uri"):
         return None
-    shown = [
-        r
-        for r in row.get("renditions") or []
-        if (r.get("format") or "").lower() in BROWSER_FORMATS and r.get("width") and r.get("height")
-    ]
-    sharp = [r for r in shown if min(r["width"], r["height"]) >= THUMB_MIN_EDGE]
-    pick = (
-        min(sharp, key=lambda r: r["width"] * r["height"])
-        if sharp
-        else max(shown, key=lambda r: r["width"] * r["height"], default=None)
-    )
-    if pick is not None:
+    index = thumbnail_index(row)
+    if index is not None:
+        pick = row["renditions"][index]
         return pick["uri"], pick["width"], pick["height"]
     size = _parse_size(row.get("size"))
     return row["original_uri"], *(size or (None, None))

@@ -113,7 +113,7 @@ def build_report(
     # of the catalog, as the run left them: the table as of the run's last
     # commit (a later run may have recorded the same assets again). A sharded
     # run's shards record under `<run_id>-s<N>`.
-    run_ids = _run_ids(summary)
+    run_ids = run_ids_of(summary)
     as_of = run_version(store, run_ids)
     table = read_matching(store, {"run_id": run_ids, "asset_id": extra_ids}, as_of)
     mine = pc.is_in(table["run_id"], pa.array(run_ids, pa.string()))
@@ -245,7 +245,8 @@ def tally(entries: Iterable[ReportEntry]) -> str:
     return " · ".join([*parts, *(f"{n} {label}" for label, n in others.items())])
 
 
-def _run_ids(summary: Mapping[str, Any]) -> list[str]:
+def run_ids_of(summary: Mapping[str, Any]) -> list[str]:
+    """The run ids a run's catalog rows carry: its own, and its shards' (`<run_id>-s<N>`)."""
     run_id = str(summary["run_id"])
     shards = [f"{run_id}-s{s['shard']}" for s in summary.get("shards") or [] if "shard" in s]
     return [run_id, *shards]

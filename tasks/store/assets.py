@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import fsspec
@@ -71,6 +71,13 @@ class Sidecar(BaseModel):
     # What the original's C2PA manifest says as it arrived (renditions/credentials.py
     # Credentials); None for assets stored before it was read.
     credentials: dict[str, Any] | None = None
+    # The job config's review setting when it was made ("off": counts as approved).
+    review: Literal["required", "off"] = "required"
+    # A revision of a rejected asset (assetgen revise): its number, the asset it
+    # replaces, and the reviewer's note it answers. 0 / None for a first version.
+    revision: int = 0
+    revision_of: str | None = None
+    revision_note: str | None = None
 
 
 class UnsafePath(ValueError):

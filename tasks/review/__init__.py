@@ -1,0 +1,1 @@
+"""Review: decisions kept in the store, the catalog review columns, the review app."""
