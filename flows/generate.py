@@ -13,7 +13,7 @@ from assetgen.tasks.config.job import JobConfig, load_job_config
 from assetgen.tasks.generation.run import GenerationReport, generate, open_account
 from assetgen.tasks.plan.jobs import Job
 from assetgen.tasks.plan.pricing import load_price_table
-from assetgen.tasks.plan.todo import plan_manifest
+from assetgen.tasks.plan.todo import Planned, ToDo, plan_manifest
 from assetgen.tasks.plan.todo import skip_existing as _skip_existing
 from assetgen.tasks.renditions.postprocess import complete_stored as _complete_stored
 from assetgen.tasks.reporting.artifacts import (
@@ -79,6 +79,43 @@ def submit_batches(
     return submit(jobs, cfg, store, run_id, started_at, load_price_table())
 
 
+def send_jobs(
+    todo: ToDo,
+    planned: Planned,
+    cfg: JobConfig,
+    store: AssetStore,
+    run_id: str,
+    started_at: datetime,
+    source: str | None,
+) -> dict[str, Any]:
+    """Generate `todo`'s jobs, or submit them to the Batch API in batch mode; the summary."""
+    if cfg.mode != "batch":
+        report = generate_images(todo.jobs, cfg, store, run_id, started_at)
+        return run_summary(run_id, source, cfg, planned, todo, report)
+    batched = [job for job in todo.jobs if job.batchable]
+    submitted = submit_batches(batched, cfg, store, run_id, started_at)
+    # Edits in sizes the Batch API's JSON edit body does not take go online.
+    online = [job for job in todo.jobs if not job.batchable]
+    sent = None
+    if online:
+        online_id = f"{run_id}-online"
+        sent = generate_images(online, cfg, store, run_id, started_at, run_id, online_id)
+    return batch_run_summary(run_id, source, cfg, planned, todo, submitted, sent)
+
+
+def finish_run(
+    summary: dict[str, Any], todo: ToDo, cfg: JobConfig, store: AssetStore, run_id: str
+) -> None:
+    """What every run does after sending: complete stored assets, count what waits for
+    review, write the contact sheet and the summary, publish the artifacts."""
+    completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
+    summary["completed_existing"] = completed
+    summary["review"] = waiting_for_review(store, cfg, run_id, run_ids_of(summary))
+    summary["report"] = contact_sheet(store, summary, todo.skipped)
+    store.write_json(run_file(run_id, "summary.json"), summary)
+    publish_artifacts(summary)
+
+
 @flow(name="generate_assets", log_prints=False)
 def generate_assets(
     manifest: str,
@@ -94,25 +131,8 @@ def generate_assets(
     store = AssetStore(cfg.store, cfg.store_options)
     planned = plan_jobs(manifest, fmt, cfg, store.uri(run_file(run_id, "rejects.csv")))
     todo = skip_existing(store, planned.jobs)
-    if cfg.mode == "batch":
-        batched = [job for job in todo.jobs if job.batchable]
-        submitted = submit_batches(batched, cfg, store, run_id, started_at)
-        # Edits in sizes the Batch API's JSON edit body does not take go online.
-        online = [job for job in todo.jobs if not job.batchable]
-        sent = None
-        if online:
-            online_id = f"{run_id}-online"
-            sent = generate_images(online, cfg, store, run_id, started_at, run_id, online_id)
-        summary = batch_run_summary(run_id, manifest, cfg, planned, todo, submitted, sent)
-    else:
-        report = generate_images(todo.jobs, cfg, store, run_id, started_at)
-        summary = run_summary(run_id, manifest, cfg, planned, todo, report)
-    completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
-    summary["completed_existing"] = completed
-    summary["review"] = waiting_for_review(store, cfg, run_id, run_ids_of(summary))
-    summary["report"] = contact_sheet(store, summary, todo.skipped)
-    store.write_json(run_file(run_id, "summary.json"), summary)
-    publish_artifacts(summary)
+    summary = send_jobs(todo, planned, cfg, store, run_id, started_at, manifest)
+    finish_run(summary, todo, cfg, store, run_id)
     get_run_logger().info(
         "run %s: %d generated, %d submitted in batches, %d failed, %d left for budget, "
         "$%.4f spent, $%.4f reserved in batches",

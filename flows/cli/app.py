@@ -13,8 +13,10 @@ from assetgen.flows.cli.catalog import app as catalog_app
 from assetgen.flows.cli.maintain import refresh, serve
 from assetgen.flows.cli.plan import plan
 from assetgen.flows.cli.provenance import provenance
+from assetgen.flows.cli.publish import publish
 from assetgen.flows.cli.report import report
 from assetgen.flows.cli.review import app as review_app
+from assetgen.flows.cli.revise import revise
 from assetgen.flows.cli.run import collect, run
 
 # With no network, Prefect's telemetry call only logs errors.
@@ -29,7 +31,7 @@ app = typer.Typer(
     # Help texts say "[default: ...]": plain text, not rich markup.
     rich_markup_mode=None,
 )
-for command in (plan, run, collect, report, budget, provenance, serve, refresh):
+for command in (plan, run, collect, report, budget, provenance, serve, refresh, publish, revise):
     app.command()(command)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(batches_app, name="batches")

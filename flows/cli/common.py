@@ -28,6 +28,17 @@ ManifestFormatOpt = Annotated[
     str | None,
     typer.Option("--format", help="Manifest format: csv, parquet or jsonl (default: extension)."),
 ]
+BudgetOpt = Annotated[
+    float | None, typer.Option("--budget", help="Hard cap on spend for this run, USD.")
+]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        help="online, or batch: submit to OpenAI's Batch API at its discount and store the "
+        "results later with `assetgen collect`.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 WhereOpt = Annotated[
     list[str] | None,

@@ -17,9 +17,11 @@ from assetgen.flows.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
+    BudgetOpt,
     ConfigOpt,
     JsonOpt,
     ManifestFormatOpt,
+    ModeOpt,
     bad_input,
     check_credentials,
 )
@@ -35,9 +37,7 @@ def run(
     store: Annotated[
         str | None, typer.Option("--store", help="Asset store URL [default: config store].")
     ] = None,
-    budget: Annotated[
-        float | None, typer.Option("--budget", help="Hard cap on spend for this run, USD.")
-    ] = None,
+    budget: BudgetOpt = None,
     ipm: Annotated[float | None, typer.Option("--ipm", help="Images per minute.")] = None,
     rpm: Annotated[float | None, typer.Option("--rpm", help="Requests per minute.")] = None,
     concurrency: Annotated[
@@ -47,14 +47,7 @@ def run(
     provider: Annotated[
         str | None, typer.Option("--provider", help="openai or placeholder (offline).")
     ] = None,
-    mode: Annotated[
-        str | None,
-        typer.Option(
-            "--mode",
-            help="online, or batch: submit to OpenAI's Batch API at its discount and store the "
-            "results later with `assetgen collect`.",
-        ),
-    ] = None,
+    mode: ModeOpt = None,
     shards: Annotated[
         int | None,
         typer.Option(

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from assetgen.tasks.config import CONFIG_DIR
+from assetgen.tasks.publish.config import PublishConfig
 from assetgen.tasks.renditions.presets import Preset, load_presets
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -158,6 +159,7 @@ class JobConfig(StrictModel):
         "published; off: generated images count as approved (internal drafts)",
     )
     revise: ReviseConfig = ReviseConfig()
+    publish: PublishConfig = PublishConfig()
 
     @field_validator("style_version", mode="before")
     @classmethod

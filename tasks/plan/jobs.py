@@ -139,6 +139,27 @@ def asset_id(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+def new_job(*, style_version: str | None = None, **fields: Any) -> Job:
+    """A Job of `fields`, its asset_id worked out from the fields that decide the image."""
+    job = Job(asset_id="", **fields)
+    job.asset_id = asset_id(
+        model=job.model,
+        prompt=job.prompt,
+        size=job.size,
+        quality=job.quality,
+        output_format=job.output_format,
+        output_compression=job.output_compression,
+        background=job.background,
+        reference_sha256=[r.sha256 for r in job.references],
+        mask_sha256=job.mask.sha256 if job.mask else None,
+        variant=job.variant,
+        style_version=style_version,
+        moderation=job.moderation,
+        revision=job.revision,
+    )
+    return job
+
+
 @dataclass
 class Planner:
     """Streams a manifest into jobs and rejects; keeps the state that spans rows."""
@@ -240,21 +261,8 @@ class Planner:
             (mask.width, mask.height) if mask else None,
         )
         for variant in range(row.n):
-            yield Job(
-                asset_id=asset_id(
-                    model=row.model,
-                    prompt=row.prompt,
-                    size=row.size,
-                    quality=row.quality,
-                    output_format=row.output_format,
-                    output_compression=row.output_compression,
-                    background=row.background,
-                    reference_sha256=[r.sha256 for r in refs],
-                    mask_sha256=mask.sha256 if mask else None,
-                    variant=variant,
-                    style_version=style_version,
-                    moderation=row.moderation,
-                ),
+            yield new_job(
+                style_version=style_version,
                 row=row.row,
                 row_id=row.id,
                 variant=variant,

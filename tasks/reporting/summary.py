@@ -23,7 +23,7 @@ NO_PARTITION = "(no partition)"
 
 def run_summary(
     run_id: str,
-    manifest: str,
+    manifest: str | None,
     cfg: JobConfig,
     planned: Planned,
     todo: ToDo,
@@ -55,7 +55,7 @@ def run_summary(
 
 def batch_run_summary(
     run_id: str,
-    manifest: str,
+    manifest: str | None,
     cfg: JobConfig,
     planned: Planned,
     todo: ToDo,
@@ -138,7 +138,7 @@ def merge_partitions(counts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def plan_part(
-    run_id: str, manifest: str, cfg: JobConfig, planned: Planned, todo: ToDo
+    run_id: str, manifest: str | None, cfg: JobConfig, planned: Planned, todo: ToDo
 ) -> dict[str, Any]:
     """The summary's facts about the plan: rows, jobs, what was skipped."""
     plan = planned.summary

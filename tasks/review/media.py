@@ -22,15 +22,8 @@ from typing import Any
 import fsspec
 
 from assetgen.tasks.manifest.references import READ_LIMIT
-from assetgen.tasks.store.assets import SIDECAR, AssetStore, asset_folder
+from assetgen.tasks.store.assets import IMAGE_TYPES, SIDECAR, AssetStore, asset_folder
 
-CONTENT_TYPES = {
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "avif": "image/avif",
-}
 # A file name the pipeline writes: `original.png`, `thumb.webp`, `og.jpg`.
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 REFERENCE_CACHE = 50_000  # assets whose reference list is kept (a few hundred bytes each)
@@ -55,7 +48,7 @@ def content_type(name: str) -> str:
     """The image type of a file name, or NotServed for anything that is not an image."""
     if not FILE_NAME.fullmatch(name) or ".." in name:
         raise NotServed(name)
-    found = CONTENT_TYPES.get(name.rsplit(".", 1)[-1].lower())
+    found = IMAGE_TYPES.get(name.rsplit(".", 1)[-1].lower())
     if found is None:
         raise NotServed(name)
     return found

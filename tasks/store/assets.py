@@ -20,6 +20,14 @@ SIDECAR = "asset.json"
 WRITE_ATTEMPTS = 4
 WRITE_BACKOFF_S = 0.2
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+# The image files a store holds, by extension: what they are served and published as.
+IMAGE_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "avif": "image/avif",
+}
 # Folders of the store that hold run records, not assets.
 SYSTEM_PREFIX = "_"
 

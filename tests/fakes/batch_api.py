@@ -57,6 +57,7 @@ from tests.fakes.images_api import (
     RequestRecord,
     file_placeholder,
     moderation_error,
+    sha256s,
 )
 
 if TYPE_CHECKING:
@@ -613,6 +614,7 @@ class BatchEndpoints:
             fields = body
             if kind == "edits":
                 fields, images, mask = self.json_edit_inputs(body)
+                record.images_sha256 = sha256s(images)
             if "[[moderation]]" in prompt:
                 raise moderation_error()
             params = fake._validate(fields, images, mask)

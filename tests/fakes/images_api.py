@@ -27,7 +27,8 @@ alike. `moderation` (generations, JSON edits, batch lines) is `low` or `auto`.
 The response leaves out `size` when it is not one of the description's enum
 (1024x1024, 1024x1536, 1536x1024).
 
-Each `fake.requests` record keeps the body as it arrived (`body`: the JSON object;
+Each `fake.requests` record keeps the sha256 of every input image of an edit
+(`images_sha256`, in order), the body as it arrived (`body`: the JSON object;
 for multipart, the text fields as sent, each file part as a placeholder string
 `<file NAME, N bytes>`, and `image[]` or a repeated field as a list under the bare
 name) and the JSON body answered (`response`, with each `b64_json` replaced by
@@ -58,6 +59,7 @@ import base64
 import contextlib
 import email.parser
 import email.policy
+import hashlib
 import io
 import math
 import os
@@ -68,7 +70,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -120,6 +122,9 @@ class RequestRecord:
     # The JSON body answered (an error body too), each b64_json as "<base64, N chars>";
     # None for batch lines (their answers are in the batch's output and error files).
     response: dict[str, Any] | None = None
+    # The sha256 of each input image of an edit as the server read it (multipart file
+    # parts, JSON data URLs or uploaded file ids), in order.
+    images_sha256: list[str] = field(default_factory=list)
 
 
 class ApiError(Exception):
@@ -389,6 +394,7 @@ class FakeOpenAI:
             moderation=moderation if isinstance(moderation, str) else None,
             content=content,
             body=body if arrived is None else arrived,
+            images_sha256=sha256s(images),
         )
         with self._lock:
             self.requests.append(record)
@@ -399,6 +405,7 @@ class FakeOpenAI:
             fields = body
             if json_edit:
                 fields, images, mask = self.batch_api.json_edit_inputs(body)
+                record.images_sha256 = sha256s(images)
             params = self._validate(fields, images, mask)
             headers |= self._take_tokens(max(n, 1))
             await asyncio.sleep(self._latency(prompt))
@@ -702,6 +709,11 @@ class FakeOpenAI:
             with self._lock:
                 self._images[key] = cached
         return cached
+
+
+def sha256s(images: list[bytes]) -> list[str]:
+    """What a request record keeps of its input images."""
+    return [hashlib.sha256(data).hexdigest() for data in images]
 
 
 def image_size(params: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""Publish: approved, current versions to stable keys in a destination, with a feed."""

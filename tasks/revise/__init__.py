@@ -1,0 +1,1 @@
+"""Revise: a new version of each rejected asset, the reviewer's note put to use."""
