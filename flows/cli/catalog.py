@@ -236,7 +236,7 @@ def compact(
         ),
     ] = cat.RETENTION_HOURS / 24,
 ) -> None:
-    """Optimize the table (small files into large ones, z-ordered by row_id), then vacuum."""
+    """Optimize the table (its small files into files of about 16 MB), then vacuum."""
     # Whole hours, rounded up: a retention never keeps less than asked.
     done = cat.compact(open_store(store, config), math.ceil(keep_days * 24))
     print(

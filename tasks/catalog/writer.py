@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from assetgen.tasks.catalog.table import commit
@@ -18,11 +19,13 @@ class CatalogWriter:
     """Buffers rows and commits them every FLUSH_ROWS rows or FLUSH_SECONDS, and at flush().
 
     A run cut short keeps what it committed: each checkpoint is a version of
-    the table. Each commit carries this writer's application transaction
-    (`assetgen-<run_id>-<token>`, numbered), so one retried after an unclear
-    failure is not applied twice. A commit that fails for good loses no row
-    that matters: the store is the truth (`rebuild`), and the error goes to
-    `errors`, not to the run.
+    the table. Checkpoints are committed by one thread of the writer's own, in
+    order, so `add` never waits for a commit (a MERGE into a big table takes
+    seconds; the threads calling `add` render and store images). Each commit
+    carries this writer's application transaction (`assetgen-<run_id>-<token>`,
+    numbered), so one retried after an unclear failure is not applied twice. A
+    commit that fails for good loses no row that matters: the store is the
+    truth (`rebuild`), and the error goes to `errors`, not to the run.
     """
 
     def __init__(self, store: AssetStore, run_id: str) -> None:
@@ -35,9 +38,11 @@ class CatalogWriter:
         self._seq = 0
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="catalog-commit")
+        self._last: Future[None] | None = None
 
     def add(self, row: dict[str, Any]) -> None:
-        """Record one row; may commit a checkpoint (call from a worker thread)."""
+        """Record one row; may start a checkpoint commit (it runs on the writer's thread)."""
         with self._lock:
             self._rows.append(row)
             due = (
@@ -45,22 +50,33 @@ class CatalogWriter:
                 or time.monotonic() - self._last_flush >= FLUSH_SECONDS
             )
             if due:
-                self._commit()
+                self._submit()
 
     def flush(self) -> None:
-        """Commit what is buffered."""
+        """Commit what is buffered, and wait until every commit started is done."""
         with self._lock:
-            self._commit()
+            self._submit()
+        self.wait()
 
-    def _commit(self) -> None:
-        """Commit the buffered rows as the next version (hold the lock)."""
+    def wait(self) -> None:
+        """Wait until every commit started is done (what is buffered stays buffered)."""
+        with self._lock:
+            last = self._last
+        if last is not None:
+            last.result()
+
+    def _submit(self) -> None:
+        """Hand the buffered rows to the commit thread as the next version (hold the lock)."""
         rows, self._rows = self._rows, []
         self._last_flush = time.monotonic()
         if not rows:
             return
         self._seq += 1
+        self._last = self._committer.submit(self._commit, rows, self._seq)
+
+    def _commit(self, rows: list[dict[str, Any]], seq: int) -> None:
         try:
-            commit(self.store, rows, self.run_id, (self._app, self._seq))
+            commit(self.store, rows, self.run_id, (self._app, seq))
         except Exception as e:
             self.errors.append(f"{type(e).__name__}: {e}")
             return
