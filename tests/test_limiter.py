@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 
 import pytest
@@ -41,10 +40,10 @@ def _acquire_times(per_minute: float, count: int) -> list[float]:
 
 def test_slots_are_spaced_by_the_rate_even_when_all_ask_at_once() -> None:
     stamps = _acquire_times(60 * 50, 11)  # 20 ms apart
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    # No burst: the 11th request cannot start before 10 intervals have passed.
-    assert stamps[-1] - stamps[0] >= 10 * 0.020 - 0.002
-    assert min(gaps) >= 0.020 - 0.005
+    # No burst: the k-th request never starts before k intervals have passed. (One gap
+    # may be shorter: a turn counts from when it was due, so a late wake-up is made up.)
+    for k, at in enumerate(stamps):
+        assert at - stamps[0] >= k * 0.020 - 0.002, k
 
 
 def test_pause_holds_back_every_request() -> None:
