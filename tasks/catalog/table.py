@@ -481,9 +481,3 @@ def compact(store: AssetStore, retention_hours: int = RETENTION_HOURS) -> dict[s
         "removed": len(removed),
         "assets": table.count(),
     }
-
-
-def dataset(store: AssetStore) -> ds.Dataset | None:
-    """The current version as a pyarrow dataset (what other engines read: DuckDB, polars)."""
-    table = open_table(store)
-    return None if table is None else _files(store, table)
