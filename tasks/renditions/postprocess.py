@@ -41,6 +41,8 @@ def store_renditions(
     """Write each rendition whole, then the sidecar that lists them (replacing same names)."""
     infos = []
     for r in rendered:
+        if r.error is not None:  # overlays: recorded by the caller, the others stand
+            continue
         file = f"{r.name}.{r.extension}"
         store.write_bytes(f"{folder}/{file}", r.data)
         infos.append(
@@ -102,9 +104,21 @@ class PostProcessor:
         try:
             if presets and image is not None:
                 loop = asyncio.get_running_loop()
+                values = {**sidecar.partition, **sidecar.metadata}
                 rendered = await loop.run_in_executor(
-                    self.pool, render_and_sign, image, presets, self.material
+                    self.pool,
+                    render_and_sign,
+                    image,
+                    presets,
+                    self.material,
+                    values,
+                    sidecar.row_id,
                 )
+                for r in rendered:
+                    if r.error is not None:
+                        self.errors.append(
+                            f"{sidecar.asset_id}: rendition {r.name} failed: {r.error}"
+                        )
                 sidecar = await asyncio.to_thread(
                     store_renditions, self.store, folder, sidecar, rendered
                 )

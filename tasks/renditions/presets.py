@@ -14,6 +14,7 @@ from PIL import ImageColor, features
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from assetgen.tasks.config import CONFIG_DIR
+from assetgen.tasks.renditions.overlays import Layer, SafeArea
 
 PRESETS_DIR = CONFIG_DIR / "presets"
 
@@ -60,6 +61,11 @@ class Preset(BaseModel):
     max_bytes: int | None = Field(None, ge=1, description="lower the quality until the file fits")
     metadata: Literal["provenance", "none"] = "provenance"
     upscale: bool = False
+    # Drawn after the resize, before the encode, from the asset's manifest
+    # columns (overlays.py); inside `safe_area`, start/end mirrored for RTL.
+    overlays: list[Layer] = []
+    safe_area: SafeArea = SafeArea()
+    locale_column: str = Field("locale", description="the manifest column giving the locale")
 
     @field_validator("focal")
     @classmethod

@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
+from assetgen.tasks.renditions.overlays import OverlayError, apply_overlays
 from assetgen.tasks.renditions.presets import MAX_SIDE, Preset, check_name
 from assetgen.tasks.renditions.provenance import provenance_xmp
 
@@ -46,6 +47,7 @@ class Rendered:
     quality: int | None
     note: str | None = None
     credentials: str | None = None  # "signed": it carries a C2PA manifest (signing.py)
+    error: str | None = None  # it could not be made (an overlay): no data, nothing to store
 
 
 # ---------------------------------------------------------------- decode
@@ -276,12 +278,26 @@ def _encode_within(im: Image.Image, p: Preset) -> tuple[bytes, int | None, str |
 # ---------------------------------------------------------------- render
 
 
-def render_one(image: Image.Image, name: str, preset: Preset) -> Rendered:
-    """One rendition from a prepared image (see `prepare`); the image is not changed."""
+def render_one(
+    image: Image.Image,
+    name: str,
+    preset: Preset,
+    values: dict[str, Any] | None = None,
+    row: str | None = None,
+) -> Rendered:
+    """One rendition from a prepared image (see `prepare`); the image is not changed.
+
+    `values` are the asset's manifest columns, for the preset's overlays;
+    an overlay that cannot be drawn correctly raises OverlayError.
+    """
     check_name(name)
     if image.mode not in ("RGB", "RGBA"):
         image = _rgb_or_rgba(image)
     out, shrunk = _shape(image, preset)
+    if preset.overlays:
+        out = apply_overlays(
+            out, name, preset.overlays, preset.safe_area, values, preset.locale_column, row
+        )
     if out is image and image.info:
         out = image.copy()  # the encoder clears `info`: not on the caller's image
     data, quality, note = _encode_within(out, preset)
@@ -300,7 +316,35 @@ def render_one(image: Image.Image, name: str, preset: Preset) -> Rendered:
     )
 
 
-def render_all(original: bytes, presets: dict[str, Preset]) -> list[Rendered]:
-    """Every preset from one decode of `original`, in the presets' order."""
+def render_all(
+    original: bytes,
+    presets: dict[str, Preset],
+    values: dict[str, Any] | None = None,
+    row: str | None = None,
+) -> list[Rendered]:
+    """Every preset from one decode of `original`, in the presets' order.
+
+    A preset whose overlays cannot be drawn comes back with `error` set and
+    no data; the others are made all the same.
+    """
     image = prepare(original)
-    return [render_one(image, name, preset) for name, preset in presets.items()]
+    out = []
+    for name, preset in presets.items():
+        try:
+            out.append(render_one(image, name, preset, values, row))
+        except OverlayError as e:
+            out.append(_failed(name, preset, str(e)))
+    return out
+
+
+def _failed(name: str, preset: Preset, error: str) -> Rendered:
+    return Rendered(
+        name=name,
+        data=b"",
+        width=0,
+        height=0,
+        format=preset.format,
+        extension=EXTENSIONS[preset.format],
+        quality=None,
+        error=error,
+    )

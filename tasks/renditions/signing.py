@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from typing import Any
 
 from cryptography import x509
 from PIL import Image
@@ -80,16 +81,27 @@ def edit_actions(
 
 
 def render_and_sign(
-    original: bytes, presets: dict[str, Preset], material: SigningMaterial | None = None
+    original: bytes,
+    presets: dict[str, Preset],
+    material: SigningMaterial | None = None,
+    values: dict[str, Any] | None = None,
+    row: str | None = None,
 ) -> list[Rendered]:
-    """Every preset of `original` (render_all), each signed with `material` when there is one."""
-    rendered = render_all(original, presets)
+    """Every preset of `original` (render_all), each signed with `material` when there is one.
+
+    `values`: the asset's manifest columns, for overlays. A rendition that
+    failed (`error`) is passed on unsigned.
+    """
+    rendered = render_all(original, presets, values, row)
     if material is None:
         return rendered
     with Image.open(io.BytesIO(original)) as image:
         size, fmt = image.size, (image.format or "png").lower()
     signed = []
     for r in rendered:
+        if r.error is not None:
+            signed.append(r)
+            continue
         data = sign_rendition(
             material,
             original,
