@@ -61,6 +61,7 @@ from assetgen.tasks.review.listing import Filter, Listing
 from assetgen.tasks.review.security import HostRule, new_token
 from assetgen.tasks.review.server import bind, in_thread
 from assetgen.tasks.store.assets import AssetStore, RenditionInfo, Sidecar, asset_folder
+from tests.browser import find_chromium
 
 CATEGORIES = [
     "chairs",
@@ -93,16 +94,6 @@ NAVIGATION = """() => {
   const n = performance.getEntriesByType("navigation")[0];
   return {load: n.loadEventEnd, response: n.responseEnd, redirects: n.redirectCount};
 }"""
-
-
-def chromium() -> str | None:
-    """$CHROMIUM, else the first chromium-like browser on PATH (as tests/browser.py)."""
-    if os.environ.get("CHROMIUM"):
-        return os.environ["CHROMIUM"]
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name):
-            return found
-    return None
 
 
 def palette() -> list[tuple[bytes, bytes]]:
@@ -208,7 +199,7 @@ def best(times: list[float]) -> str:
 def measure_page(store: AssetStore, repeat: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    exe = chromium()
+    exe = find_chromium()
     if exe is None:
         sys.exit("no chromium on PATH (or $CHROMIUM)")
     found: dict[str, list[float]] = {"snapshot": [], "html": [], "load": [], "decoded": []}

@@ -9,7 +9,6 @@ from prefect.artifacts import create_markdown_artifact
 
 from assetgen.flows.generate import TASK_OPTIONS
 from assetgen.tasks.config.job import load_job_config
-from assetgen.tasks.publish.config import publish_config
 from assetgen.tasks.publish.run import PublishOptions
 from assetgen.tasks.publish.run import publish as _publish
 from assetgen.tasks.store.assets import AssetStore
@@ -38,7 +37,7 @@ def publish_assets(
     """
     cfg = load_job_config(config, overrides)
     opts = PublishOptions.build(
-        publish_config(cfg),
+        cfg.publish,
         to=to,
         layout=layout,
         renditions=renditions,

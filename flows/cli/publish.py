@@ -22,7 +22,7 @@ from assetgen.flows.cli.common import (
     parse_where,
 )
 from assetgen.tasks.config.job import ConfigError, load_job_config
-from assetgen.tasks.publish.config import DEFAULT_LAYOUT, publish_config
+from assetgen.tasks.publish.config import DEFAULT_LAYOUT
 from assetgen.tasks.publish.run import PublishOptions, check
 from assetgen.tasks.publish.run import publish as publish_now
 from assetgen.tasks.store.assets import AssetStore
@@ -85,7 +85,7 @@ def publish(
     try:
         cfg = load_job_config(config, {"store": store})
         opts = PublishOptions.build(
-            publish_config(cfg),
+            cfg.publish,
             to=to,
             layout=layout,
             renditions=names,

@@ -34,13 +34,3 @@ class PublishConfig(BaseModel):
     cache_control: str = Field(DEFAULT_CACHE_CONTROL, min_length=1)
     feed_cache_control: str = Field(DEFAULT_FEED_CACHE_CONTROL, min_length=1)
     prune: bool = Field(False, description="remove files of assets no longer approved")
-
-
-def publish_config(cfg: Any) -> PublishConfig:
-    """The job config's publish section (its defaults when the config has none)."""
-    found = getattr(cfg, "publish", None)
-    if isinstance(found, PublishConfig):
-        return found
-    if isinstance(found, dict):
-        return PublishConfig.model_validate(found)
-    return PublishConfig()

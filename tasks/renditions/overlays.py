@@ -21,7 +21,7 @@ import struct
 import unicodedata
 from bisect import bisect_right
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import fsspec
 import jinja2
@@ -38,17 +38,6 @@ LRI, PDI = "\u2066", "\u2069"
 # Never at the start of a CJK line (kinsoku, simplified): ideographic comma and full
 # stop, full-width punctuation, closing brackets, middle dot, long vowel mark, percent.
 CLOSING = "\u3001\u3002\uff0c\uff0e\uff01\uff1f\uff09\u300d\u300f\u3011\u3015\u30fb\u30fc\uff05%"
-ANCHORS = (
-    "top-start",
-    "top-center",
-    "top-end",
-    "center-start",
-    "center",
-    "center-end",
-    "bottom-start",
-    "bottom-center",
-    "bottom-end",
-)
 Anchor = Literal[
     "top-start",
     "top-center",
@@ -60,6 +49,7 @@ Anchor = Literal[
     "bottom-center",
     "bottom-end",
 ]
+ANCHORS: tuple[str, ...] = get_args(Anchor)
 # A number <= 1 is a fraction of the rendition's width or height, above 1 pixels.
 Length = Annotated[float, Field(ge=0)]
 

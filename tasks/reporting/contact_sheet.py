@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from assetgen.tasks.catalog.rows import row_from_sidecar
@@ -37,6 +36,7 @@ from assetgen.tasks.reporting.cards import (
     entry_from_row,
     read_rejects,
 )
+from assetgen.tasks.reporting.html import html_environment
 from assetgen.tasks.store.assets import (
     SIDECAR,
     AssetStore,
@@ -219,13 +219,7 @@ def render_html(report: Report) -> str:
 
 @cache
 def _template() -> Any:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=True,  # every value is text unless marked safe; none is
-        undefined=StrictUndefined,  # a typo in the template fails the tests, not silently
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = html_environment(TEMPLATES)
     env.filters["usd"] = _usd
     env.filters["tally"] = tally
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
 from assetgen.tasks.plan.pricing import format_usd
 from assetgen.tasks.reporting.cards import group_key, thumbnail_index
+from assetgen.tasks.reporting.html import html_environment
 from assetgen.tasks.review.media import Reference
 
 HERE = Path(__file__).resolve().parent
@@ -184,13 +185,7 @@ def static_url(name: str) -> str:
 
 @cache
 def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=True,  # every value is text unless marked safe; none is
-        undefined=StrictUndefined,  # a typo in a template fails the tests, not silently
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = html_environment(TEMPLATES)
     env.globals["static"] = static_url
     env.filters["qs"] = lambda params: urlencode(params)
     env.filters["number"] = lambda n: f"{n:,}"
