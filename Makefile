@@ -60,7 +60,7 @@ bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/ledger.py --quick
 	$(BIN)/python bench/provenance.py --quick
 
-## screenshots: the README's images in docs/img/ (offline; the contact sheet needs chromium)
+## screenshots: the README's images in docs/img/ (offline; the six overlay banners need the Noto fonts, the contact sheet and review app chromium)
 screenshots: $(VENV)/.installed-test
 	$(BIN)/python docs/screenshots.py
 	$(BIN)/python docs/progress_screenshot.py

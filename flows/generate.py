@@ -11,6 +11,8 @@ from prefect.cache_policies import NONE
 from assetgen.tasks.batch.submit import SubmitReport, submit
 from assetgen.tasks.config.job import JobConfig, load_job_config
 from assetgen.tasks.generation.run import GenerationReport, generate, open_account
+from assetgen.tasks.generation.shared import SharedReport
+from assetgen.tasks.generation.shared import make_shared as _make_shared
 from assetgen.tasks.plan.jobs import Job
 from assetgen.tasks.plan.pricing import load_price_table
 from assetgen.tasks.plan.todo import Planned, ToDo, plan_manifest
@@ -35,6 +37,7 @@ TASK_OPTIONS: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
 plan_jobs = task(plan_manifest, name="plan", **TASK_OPTIONS)
 skip_existing = task(_skip_existing, name="skip-existing", **TASK_OPTIONS)
 complete_stored = task(_complete_stored, name="complete-stored", **TASK_OPTIONS)
+make_shared = task(_make_shared, name="make-shared", **TASK_OPTIONS)
 contact_sheet = task(write_contact_sheet, name="contact-sheet", **TASK_OPTIONS)
 waiting_for_review = task(_waiting_for_review, name="waiting-for-review", **TASK_OPTIONS)
 
@@ -106,14 +109,24 @@ def send_jobs(
 def finish_run(
     summary: dict[str, Any], todo: ToDo, cfg: JobConfig, store: AssetStore, run_id: str
 ) -> None:
-    """What every run does after sending: complete stored assets, count what waits for
-    review, write the contact sheet and the summary, publish the artifacts."""
+    """What every run does after sending: the rows' own assets over shared pictures,
+    complete stored assets, count what waits for review, write the contact sheet and the
+    summary, publish the artifacts."""
+    add_shared(summary, make_shared(store, cfg, todo.shared, run_id))
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary["completed_existing"] = completed
     summary["review"] = waiting_for_review(store, cfg, run_id, run_ids_of(summary))
     summary["report"] = contact_sheet(store, summary, todo.skipped)
     store.write_json(run_file(run_id, "summary.json"), summary)
     publish_artifacts(summary)
+
+
+def add_shared(summary: dict[str, Any], report: SharedReport) -> None:
+    """The summary with the sharing rows made (no request, no cost) and those waiting."""
+    summary["shared"] = report.made
+    summary["shared_waiting"] = report.waiting[:20]
+    summary.setdefault("rendition_errors", [])
+    summary["rendition_errors"] = [*summary["rendition_errors"], *report.errors]
 
 
 @flow(name="generate_assets", log_prints=False)

@@ -27,9 +27,11 @@ from prefect.states import StateType
 
 from assetgen.flows.generate import (
     TASK_OPTIONS,
+    add_shared,
     complete_stored,
     contact_sheet,
     generate_images,
+    make_shared,
     plan_jobs,
     skip_existing,
     waiting_for_review,
@@ -186,6 +188,8 @@ def generate_sharded(
     states = run_shards(deployment, parameters, run_id)
     completed = complete_stored(store, cfg, todo.skipped, run_id) if todo.skipped else 0
     summary = merge_shards(store, run_id, states)
+    # Rows sharing a picture a shard paid for: made here, once the shards are done.
+    add_shared(summary, make_shared(store, cfg, todo.shared, run_id))
     plan = plan_part(run_id, manifest, cfg, planned, todo)
     summary |= {
         **plan,

@@ -489,3 +489,53 @@ def test_unknown_action_and_mime_of() -> None:
     ]
     with pytest.raises(ValueError):
         mime_of("gif")
+
+
+# ---------------------------------------------------------------- overlays
+
+
+def test_overlays_are_placed_in_the_manifest_with_the_logo_as_ingredient(
+    original: bytes, assetgen: SigningMaterial, pki: TestPKI, tmp_path: Path
+) -> None:
+    from assetgen.tasks.renditions.credentials import OVERLAY_TEXT_KEY
+    from assetgen.tasks.renditions.signing import render_and_sign
+
+    logo = Image.new("RGBA", (40, 20), (0, 0, 0, 0))
+    logo.paste((255, 0, 0, 255), (20, 0, 40, 20))
+    logo_path = tmp_path / "brand-logo.png"
+    logo.save(logo_path)
+    layers = [
+        {"type": "box", "name": "panel", "width": 0.5, "fill": "#000000"},
+        {"type": "image", "name": "logo", "uri": str(logo_path), "anchor": "top-end"},
+    ]
+    if Path("/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf").exists():
+        layers.append({"type": "text", "name": "price", "content": "price", "max_size": 30})
+    preset = Preset(width=300, height=150, fit="cover", format="png", overlays=layers)
+    (r,) = render_and_sign(original, {"banner": preset}, assetgen, {"price": "$24.99"}, "row-1")
+    assert r.error is None and r.credentials == "signed"
+
+    state, store = _reader_json(r.data, "image/png", pki.root)
+    assert state == "Trusted", store.get("validation_results")
+    active = store["manifests"][store["active_manifest"]]
+    ingredients = {i["label"]: i for i in active["ingredients"]}
+    (actions,) = [a for a in active["assertions"] if a["label"].startswith("c2pa.actions")]
+    placed = [a for a in actions["data"]["actions"] if a["action"] == "c2pa.placed"]
+    assert len(placed) == 1 and "logo" in placed[0]["description"]  # the box is no ingredient
+    (link,) = placed[0]["parameters"]["ingredients"]
+    target = ingredients[link["url"].rsplit("/", 1)[-1]]
+    assert target["relationship"] == "componentOf" and target["title"] == "brand-logo.png"
+    assert target["format"] == "image/png"
+    assert sorted(i["relationship"] for i in ingredients.values()) == ["componentOf", "parentOf"]
+    if len(layers) == 3:
+        (edited,) = [a for a in actions["data"]["actions"] if a["action"] == "c2pa.edited"]
+        assert edited["parameters"][OVERLAY_TEXT_KEY] == {"layer": "price", "text": "$24.99"}
+
+    cred = read_credentials(r.data, "image/png", trust_anchors=pki.root)
+    assert cred.trusted and cred.errors == [] and "c2pa.placed" in cred.actions
+    assert cred.parent is not None and cred.parent.claim_generator == GENERATOR
+    assert cred.digital_source_type == DIGITAL_SOURCE_TYPE
+
+    # Without overlays nothing is placed: the plain rendition's manifest is as before.
+    plain = Preset(width=300, height=150, fit="cover", format="png")
+    (p,) = render_and_sign(original, {"plain": plain}, assetgen)
+    assert "c2pa.placed" not in read_credentials(p.data, "image/png").actions

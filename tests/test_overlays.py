@@ -140,7 +140,7 @@ def test_price_in_hebrew_keeps_its_digits_in_order() -> None:
     big = dict(max_size=60, min_size=60, max_lines=1, anchor="center")
     whole = draw("מחיר 89", "he", **big)
     assert whole is not None
-    shaper = overlays._Shaper(default_chain("he"), 60, "he")
+    shaper = overlays.Shaper(default_chain("he"), 60, "he")
     segs = shaper.segments(isolate_numbers("מחיר 89"))
     # visual order, left to right: the number first, then the Hebrew word
     assert [t for t, _, _ in segs] == ["89", "מחיר "] or [t.strip() for t, _, _ in segs] == [
@@ -162,7 +162,7 @@ def test_cjk_breaks_between_characters(locale: str) -> None:
 def test_latin_brand_inside_arabic_gets_its_own_font_and_order() -> None:
     """Noto Sans Arabic has no Latin letters: the brand is an LTR piece in Noto Sans."""
     text = overlays.isolate_ltr("خصم Nike Air اليوم")
-    shaper = overlays._Shaper(default_chain("ar"), 40, "ar")
+    shaper = overlays.Shaper(default_chain("ar"), 40, "ar")
     segs = shaper.segments(text)
     assert [t.strip() for t, _, _ in segs] == ["اليوم", "Nike Air", "خصم"]
     assert segs[1][1] == "ltr" and segs[1][2].endswith("NotoSans-Regular.ttf")
@@ -219,13 +219,13 @@ def test_font_chain_covers_what_the_first_font_lacks() -> None:
 
 
 def test_missing_raqm_is_an_error(monkeypatch) -> None:
-    monkeypatch.setattr(overlays.features, "check", lambda name: False)
+    monkeypatch.setattr(overlays.fonts.features, "check", lambda name: False)
     with pytest.raises(OverlayError, match="raqm"):
         draw("hello", "en-US")
 
 
 def test_missing_fribidi_is_an_error(monkeypatch) -> None:
-    monkeypatch.setattr(overlays.features, "version", lambda name: None)
+    monkeypatch.setattr(overlays.fonts.features, "version", lambda name: None)
     with pytest.raises(OverlayError, match="FriBiDi"):
         draw("שלום", "he")
 
@@ -363,3 +363,91 @@ def test_refresh_records_the_failed_rendition_and_keeps_the_others(tmp_path: Pat
     stored = Sidecar.model_validate_json(store.read_bytes(f"{folder}/{SIDECAR}"))
     assert [r.name for r in stored.renditions] == ["plain"]
     assert store.read_bytes(f"{folder}/{sc.original}") == image
+
+
+# ---------------------------------------------------------------- what was drawn
+
+
+@fonts
+def test_drawn_records_each_layer_actually_drawn(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    logo = logo_png(tmp_path)
+    layers = [
+        overlays.BoxLayer(name="badge", fill="#ff0000", width=50, height=50),
+        overlays.BoxLayer(name="sale", fill="#00ff00", if_column="sale", width=50, height=50),
+        text_layer(name="headline", content="{{ text }}", anchor="center-start", max_size=30),
+        overlays.ImageLayer(name="logo", uri=logo, anchor="bottom-end", width=40, height=40),
+    ]
+    drawn: list[dict] = []
+    values = {"text": "מחיר 89 ₪", "locale": "he", "sale": ""}
+    apply_overlays(canvas(), "p", layers, SafeArea(), values, drawn=drawn)
+    assert [d["layer"] for d in drawn] == ["badge", "headline", "logo"]  # "sale" skipped
+    box, text, image = drawn
+    assert box == {
+        "layer": "badge",
+        "type": "box",
+        "anchor": "top-start",
+        "rtl": True,
+        "rect": [550, 0, 600, 50],  # top-start mirrored for Hebrew
+        "fill": "#ff0000",
+    }
+    assert text["type"] == "text" and text["text"] == "מחיר 89 ₪"
+    assert text["lines"] == ["מחיר 89 ₪"] and 10 <= text["size"] <= 30
+    assert "\u2066" not in json.dumps(text, ensure_ascii=False)
+    assert "NotoSansHebrew-Regular.ttf" in text["fonts"]
+    assert image["uri"] == logo and image["placed_size"] == [40, 40]
+    assert image["sha256"] == hashlib.sha256(Path(logo).read_bytes()).hexdigest()
+    assert image["rect"] == [0, 160, 40, 200] and image["placed_rect"] == [0, 160, 40, 200]
+    json.dumps(drawn)  # JSON-able as it is
+    # without `drawn`, the same pixels
+    again = apply_overlays(canvas(), "p", layers, SafeArea(), values)
+    with_records = apply_overlays(canvas(), "p", layers, SafeArea(), values, drawn=[])
+    assert again.tobytes() == with_records.tobytes()
+
+
+# ---------------------------------------------------------------- shadow
+
+
+def _mask(im: Image.Image, test) -> Image.Image:
+    """White where `test(pixel)` holds: the ink of one colour."""
+    rgb = im.convert("RGB").tobytes()
+    px = zip(rgb[0::3], rgb[1::3], rgb[2::3], strict=True)
+    return Image.frombytes("L", im.size, bytes(255 if test(p) else 0 for p in px))
+
+
+@fonts
+def test_text_shadow_is_offset_and_blurred_under_the_text() -> None:
+    kw = dict(min_size=40, max_size=40, max_lines=1, anchor="center")
+    white = lambda p: min(p) > 200  # noqa: E731
+    red = lambda p: p[0] > 120 and p[1] < 90 and p[2] < 120  # noqa: E731
+    plain = draw("Sale", "en-US", **kw)
+    assert _mask(plain, red).getbbox() is None
+    sharp = draw("Sale", "en-US", shadow="#ff0000", shadow_offset=(0.1, 0.1), shadow_blur=0, **kw)
+    *_, tx1, ty1 = _mask(sharp, white).getbbox()
+    *_, sx1, sy1 = _mask(sharp, red).getbbox()
+    # 0.1 of size 40: 4 px down and right (give or take the antialiased edge)
+    assert 3 <= sx1 - tx1 <= 5 and 3 <= sy1 - ty1 <= 5
+    assert _mask(sharp, white).getbbox() == _mask(plain, white).getbbox()  # text unmoved
+    soft = draw("Sale", "en-US", shadow="#ff0000", shadow_offset=(0.1, 0.1), shadow_blur=0.1, **kw)
+    touched = lambda im: _mask(im, lambda p: p != BG).histogram()[255]  # noqa: E731
+    assert touched(soft) > touched(sharp)  # the blur spreads the shadow
+    full = lambda im: _mask(im, lambda p: p[0] > 240 and p[1] < 40).histogram()[255]  # noqa: E731
+    assert full(soft) < full(sharp)  # and softens it: fewer pixels of the full colour
+
+
+def test_shadow_is_validated() -> None:
+    with pytest.raises(ValueError, match="not a colour"):
+        text_layer(shadow="nope")
+    with pytest.raises(ValueError):
+        text_layer(shadow="#000", shadow_offset=(2, 0))
+
+
+def test_a_shadow_past_the_edge_is_cut_not_an_error() -> None:
+    tile = Image.new("RGBA", (50, 50), (255, 0, 0, 255))
+    im = canvas((40, 40))
+    overlays.draw.composite(im, tile, (-10, -20))
+    assert im.getpixel((0, 0)) == (255, 0, 0) and im.getpixel((39, 29)) == (255, 0, 0)
+    assert im.getpixel((39, 30)) == BG
+    overlays.draw.composite(im, tile, (100, 100))  # wholly outside: nothing

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from PIL import Image, ImageDraw
 
-from assetgen.tasks.renditions.presets import Preset
+from assetgen.tasks.renditions.presets import Preset, relative_to_config
 from assetgen.tasks.renditions.render import render_all
 
 HERE = Path(__file__).parent
@@ -34,24 +34,31 @@ def stand_in(w: int = 1536, h: int = 1024) -> bytes:
     return buf.getvalue()
 
 
-def main(out: Path) -> None:
+def render_banners() -> list[tuple[str, str, bytes]]:
+    """(row id, file extension, banner bytes) for each manifest row, in order; a row whose
+    overlays fail is printed with its error and left out."""
     cfg = yaml.safe_load((HERE / "banner.yaml").read_text(encoding="utf-8"))
-    spec = cfg["presets"]["banner-overlay"]
-    for layer in spec["overlays"]:
-        if layer["type"] == "image":
-            layer["uri"] = str(HERE.parent.parent / layer["uri"])
+    # The logo's uri is relative to banner.yaml's folder, as `assetgen run --config` reads it.
+    spec = relative_to_config(cfg["presets"]["banner-overlay"], HERE / "banner.yaml")
     presets = {"banner-overlay": Preset.model_validate(spec)}
     original = stand_in()
-    out.mkdir(parents=True, exist_ok=True)
+    out = []
     with open(HERE / "manifest.csv", encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
             (r,) = render_all(original, presets, row, row["id"])
             if r.error:
                 print(f"{row['id']}: {r.error}")
                 continue
-            path = out / f"{row['id']}.{r.extension}"
-            path.write_bytes(r.data)
-            print(path)
+            out.append((row["id"], r.extension, r.data))
+    return out
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for row_id, extension, data in render_banners():
+        path = out / f"{row_id}.{extension}"
+        path.write_bytes(data)
+        print(path)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from assetgen.flows.cli.common import (
     EXIT_SOME_FAILED,
     ConfigOpt,
     JsonOpt,
+    ManifestFormatOpt,
     bad_input,
     parse_where,
 )
@@ -61,26 +62,63 @@ def refresh(
     versions: Annotated[
         bool, typer.Option("--versions", help="Superseded versions too (default: current only).")
     ] = False,
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            "--manifest",
+            help="Updated manifest: the assets its rows match by id take its columns; "
+            "overlay presets re-rendered [default presets: those with overlays].",
+        ),
+    ] = None,
+    fmt: ManifestFormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-render renditions from stored originals with new or changed presets. No API calls."""
+    """Re-render renditions from stored originals with new or changed presets. No API calls.
+
+    With --manifest, new overlay text (a price, a headline) from the rows' columns.
+    """
     from assetgen.flows.refresh import refresh_renditions
 
     try:
         signing_material(load_job_config(config, {"store": store}))  # fail before any work
         with prefect_api():
             summary = refresh_renditions(
-                preset, store, str(config) if config else None, parse_where(where), versions
+                preset,
+                store,
+                str(config) if config else None,
+                parse_where(where),
+                versions,
+                manifest,
+                fmt,
             )
     except ConfigError as e:
         bad_input(e, as_json)
     if as_json:
         print(json.dumps(summary))
     else:
-        Console(highlight=False, soft_wrap=True).print(
-            f"refreshed {summary['refreshed']} of {summary['selected']} assets with "
-            f"{', '.join(summary['presets'])} (no API calls)"
+        _print_refresh(summary)
+    failed = summary["errors"] or summary.get("rejected") or summary.get("needs_run")
+    raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _print_refresh(summary: dict[str, Any]) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, soft_wrap=True)
+    if "manifest" in summary:
+        out.print(
+            f"{escape(summary['manifest'])}: {summary['rows']} valid rows, "
+            f"{summary['matched']} match stored assets, {summary['unmatched']} match none, "
+            f"{summary['needs_run']} need `assetgen run`, {summary['rejected']} rejected"
         )
-        for error in summary["errors"]:
-            Console(stderr=True, soft_wrap=True).print(f"[yellow]{escape(error)}[/]")
-    raise typer.Exit(EXIT_SOME_FAILED if summary["errors"] else EXIT_OK)
+        for line in summary["unmatched_rows"]:
+            out.print(f"  no stored asset: {escape(line)}")
+        for line in [*summary["needs_run_rows"], *summary["rejected_rows"]]:
+            err.print(f"[yellow]{escape(line)}[/]")
+        if summary["rejected"]:
+            err.print(f"every reject: {escape(summary['rejects'])}")
+    out.print(
+        f"refreshed {summary['refreshed']} of {summary['selected']} assets with "
+        f"{', '.join(summary['presets'])} (no API calls)"
+    )
+    for error in summary["errors"]:
+        err.print(f"[yellow]{escape(error)}[/]")

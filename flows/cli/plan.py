@@ -25,6 +25,7 @@ from assetgen.tasks.manifest.read import Reject
 from assetgen.tasks.manifest.rejects import rejects_file
 from assetgen.tasks.manifest.rows import RowContext
 from assetgen.tasks.plan.jobs import Planner, PlanSummary
+from assetgen.tasks.plan.overlay_check import OverlayCheck
 from assetgen.tasks.plan.pricing import Cost, format_usd, load_price_table
 from assetgen.tasks.renditions.signing import credentials_note, signing_material
 
@@ -61,9 +62,11 @@ def plan(
         material = signing_material(cfg)
         planner = Planner(RowContext.build(cfg, load_model_table()), load_price_table())
         summary = PlanSummary()
+        overlays = OverlayCheck.for_config(cfg)
         with rejects_file(rejects_url) as write_reject:
             for item in planner.plan(manifest, fmt):
                 summary.add(item)
+                overlays.add(item)
                 if isinstance(item, Reject):
                     write_reject(item)
     except ConfigError as e:
@@ -98,12 +101,14 @@ def plan(
         or (batch_cost if cfg.mode == "batch" else summary.cost).worst <= cfg.budget.cap_usd,
         "rejects_file": rejects_url,
         "top_reject_reasons": summary.top_reasons(),
+        # Overlays that would fail their rendition: the row is still generated.
+        "overlay_problems": overlays.as_json(),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if as_json:
         print(json.dumps(result))
     else:
-        _print_plan(result)
+        _print_plan({**result, "overlay_lines": overlays.lines()})
     raise typer.Exit(EXIT_SOME_FAILED if summary.rejected_rows else EXIT_OK)
 
 
@@ -159,3 +164,14 @@ def _print_plan(r: dict[str, Any]) -> None:
             )
         console.print(table)
         console.print(f"  every reject: {r['rejects_file']}")
+    if lines := r["overlay_lines"]:
+        _print_overlay_problems(console, r["overlay_problems"]["count"], lines)
+
+
+def _print_overlay_problems(console: Console, count: int, lines: list[str]) -> None:
+    console.print(
+        f"  [yellow]{count:,} overlay problem(s):[/] these renditions would fail; the rows "
+        "are generated all the same (fix the text, then `assetgen refresh --manifest`)"
+    )
+    for line in lines:
+        console.print(f"    {escape(line)}")

@@ -27,6 +27,7 @@ from assetgen.flows.cli.common import (
 )
 from assetgen.flows.local_server import prefect_api
 from assetgen.tasks.config.job import ConfigError, load_job_config
+from assetgen.tasks.plan.overlay_check import check_manifest
 from assetgen.tasks.plan.pricing import format_usd
 
 
@@ -77,6 +78,11 @@ def run(
         # Fail fast, before Prefect starts, on what can be checked here.
         cfg = load_job_config(config, overrides)
         check_credentials(cfg)
+        # Overlays that would fail a rendition: warned about before anything is spent, and
+        # not stopped for (the pictures are fine; `refresh --manifest` fixes the text).
+        overlays = check_manifest(cfg, manifest, fmt)
+        if overlays.total and not as_json:
+            _warn_overlays(overlays.lines(), overlays.total)
         config_url = str(config) if config else None
         if shards and not os.environ.get("PREFECT_API_URL"):
             raise ConfigError(
@@ -95,6 +101,8 @@ def run(
                 summary = generate_assets(manifest, config_url, overrides, fmt, None)
     except ConfigError as e:
         bad_input(e, as_json)
+    if overlays.total:
+        summary["overlay_problems"] = overlays.as_json()
     if as_json:
         print(json.dumps(summary))
     else:
@@ -103,6 +111,17 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     done = summary["failed"] + summary["budget_exhausted"] + summary["stopped"] == 0
     raise typer.Exit(EXIT_OK if done else EXIT_SOME_FAILED)
+
+
+def _warn_overlays(lines: list[str], count: int) -> None:
+    # On stderr, before the progress display starts: seen while there is time to stop.
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(
+        f"[yellow]warning:[/] {count:,} overlay(s) would fail their rendition; the rows are "
+        "generated all the same (fix the text, then `assetgen refresh --manifest`)"
+    )
+    for line in lines:
+        console.print(f"  {escape(line)}")
 
 
 def _print_run(r: dict[str, Any], console: Console | None = None) -> None:

@@ -64,6 +64,11 @@ SCHEMA = pa.schema(
         ("metadata", pa.string()),  # JSON: columns differ from manifest to manifest
         # The current asset of the same slot, on an older generated version; else null.
         ("superseded_by", pa.string()),
+        # On a new current asset: the older versions of its slot it took over whose
+        # superseded_by is not set yet. A checkpoint commit records it instead of
+        # rewriting the files of those versions; the writer's last commit sets their
+        # superseded_by and clears it (table.settle). Readers apply what is left.
+        ("supersedes", pa.list_(pa.string())),
         # Review (tasks/review): pending, approved or rejected; null for rows without an
         # image. Kept by every commit that is not a decision (tasks/review/record.py).
         ("review_state", pa.string()),
@@ -77,9 +82,16 @@ SCHEMA = pa.schema(
         # Publish (tasks/publish): where the asset's files went last, and when.
         ("published_uri", pa.string()),
         ("published_at", pa.timestamp("us", tz="UTC")),
+        # Overlays (tasks/renditions/overlays.py): JSON, rendition name -> what its layers
+        # drew (text, fitted size, logo sha256...); null when none has overlays. Top-level,
+        # not in RENDITION: a table of an earlier assetgen gains a column, not a new struct.
+        ("overlays", pa.string()),
+        # A row's own asset over another row's picture: the asset that paid for it.
+        ("shares", pa.string()),
     ]
 )
 SUPERSEDED_BY = "superseded_by"
+SUPERSEDES = "supersedes"
 REVIEW_COLUMNS = ("review_state", "review_note", "reviewed_by", "reviewed_at")
 PUBLISH_COLUMNS = ("published_uri", "published_at")
 # Set by their own commits (table.update_columns), kept when a run records an asset again.
@@ -142,7 +154,14 @@ def row_from_sidecar(
         "revision": sidecar.revision,
         "revision_of": sidecar.revision_of,
         "revision_note": sidecar.revision_note,
+        "overlays": _overlays_column(sidecar),
+        "shares": sidecar.shares,
     }
+
+
+def _overlays_column(sidecar: Sidecar) -> str | None:
+    drawn = {r.name: r.overlays for r in sidecar.renditions if r.overlays}
+    return json.dumps(drawn, ensure_ascii=False, default=str) if drawn else None
 
 
 def _credential_columns(sidecar: Sidecar) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pydantic import (
 
 from assetgen.tasks.config import CONFIG_DIR
 from assetgen.tasks.publish.config import PublishConfig
-from assetgen.tasks.renditions.presets import Preset, load_presets
+from assetgen.tasks.renditions.presets import Preset, load_presets, presets_relative_to_config
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
@@ -222,7 +222,8 @@ def load_job_config(
     """
     data = load_yaml(DEFAULT_CONFIG)
     if path is not None:
-        data = _deep_merge(data, load_yaml(path))
+        # An image layer's relative uri is relative to this file's folder.
+        data = _deep_merge(data, presets_relative_to_config(load_yaml(path), path))
     try:
         shipped = {k: v.model_dump() for k, v in load_presets().items()}
     except ValueError as e:

@@ -75,6 +75,11 @@ class Job(BaseModel):
     # The created_at of the version it revises: the new one is stamped later,
     # so it is the current version of the slot whatever this machine's clock says.
     created_after: datetime | None = None
+    # A row that shares an earlier row's picture (same image-deciding fields) when the
+    # renditions draw overlays: the asset_id of that picture, which is paid for once.
+    # This job sends nothing; its asset is a copy of that original with this row's
+    # columns and its own overlay renditions (tasks/generation/shared.py). None: its own.
+    shares: str | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -139,6 +144,31 @@ def asset_id(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+def shared_asset_id(picture: str, row_id: str) -> str:
+    """The asset_id of a row's own asset over another row's picture `picture`: the picture
+    and the row id decide it, so it is stable from run to run and never a picture's id."""
+    canonical = json.dumps({"v": ASSET_ID_VERSION, "shares": picture, "row_id": row_id})
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def sharing(job: Job, picture: str) -> Job:
+    """`job` as its row's own asset over `picture`: nothing to send, nothing to pay."""
+    return job.model_copy(
+        update={
+            "asset_id": shared_asset_id(picture, job.row_id),
+            "shares": picture,
+            "cost_low": 0.0,
+            "cost_expected": 0.0,
+            "cost_worst": 0.0,
+        }
+    )
+
+
+def draws_overlays(config: Any) -> bool:
+    """Whether the config's renditions draw overlays: then each row needs its own asset."""
+    return any(config.presets[name].overlays for name in config.renditions)
+
+
 def new_job(*, style_version: str | None = None, **fields: Any) -> Job:
     """A Job of `fields`, its asset_id worked out from the fields that decide the image."""
     job = Job(asset_id="", **fields)
@@ -168,6 +198,10 @@ class Planner:
     prices: PriceTable
     references: ReferenceCache = field(default_factory=ReferenceCache)
     _first_row_of_id: dict[str, int] = field(default_factory=dict)
+    # With overlay renditions: picture asset_id -> the row id that pays for it (the first
+    # in manifest order); later rows with the same picture get their own sharing asset.
+    _picture_owner: dict[str, str] = field(default_factory=dict)
+    _overlays: bool | None = None
     # A manifest repeats few (model, size, quality, prompt length, inputs): at
     # 100k rows this cache saves about a sixth of the plan time.
     _costs: dict[tuple[Any, ...], Cost] = field(default_factory=dict)
@@ -261,29 +295,43 @@ class Planner:
             (mask.width, mask.height) if mask else None,
         )
         for variant in range(row.n):
-            yield new_job(
-                style_version=style_version,
-                row=row.row,
-                row_id=row.id,
-                variant=variant,
-                model=row.model,
-                prompt=row.prompt,
-                size=row.size,
-                quality=row.quality,
-                output_format=row.output_format,
-                output_compression=row.output_compression,
-                background=row.background,
-                moderation=row.moderation,
-                references=[_input_image(r) for r in refs],
-                mask=_input_image(mask) if mask else None,
-                partition=row.partition,
-                metadata=metadata,
-                cost_low=cost.low,
-                cost_expected=cost.expected,
-                cost_worst=cost.worst,
-                review=self.ctx.config.review,
-                batchable=not refs or row.size in caps.sizes.json_edit,
+            yield self._own(
+                new_job(
+                    style_version=style_version,
+                    row=row.row,
+                    row_id=row.id,
+                    variant=variant,
+                    model=row.model,
+                    prompt=row.prompt,
+                    size=row.size,
+                    quality=row.quality,
+                    output_format=row.output_format,
+                    output_compression=row.output_compression,
+                    background=row.background,
+                    moderation=row.moderation,
+                    references=[_input_image(r) for r in refs],
+                    mask=_input_image(mask) if mask else None,
+                    partition=row.partition,
+                    metadata=metadata,
+                    cost_low=cost.low,
+                    cost_expected=cost.expected,
+                    cost_worst=cost.worst,
+                    review=self.ctx.config.review,
+                    batchable=not refs or row.size in caps.sizes.json_edit,
+                )
             )
+
+    def _own(self, job: Job) -> Job:
+        """`job`, or with overlays a sharing job when an earlier row has its picture.
+
+        Without overlay renditions rows with one picture are one asset (the later
+        ones duplicates), as always: their asset_ids never change."""
+        if self._overlays is None:
+            self._overlays = draws_overlays(self.ctx.config)
+        if not self._overlays:
+            return job
+        owner = self._picture_owner.setdefault(job.asset_id, job.row_id)
+        return job if owner == job.row_id else sharing(job, job.asset_id)
 
     def _input_images(
         self, row: ManifestRow, base: str, caps: ModelCaps
@@ -366,6 +414,8 @@ class PlanSummary:
     rejected_rows: int = 0
     jobs: int = 0
     duplicate_jobs: int = 0
+    # Rows' own assets over another row's picture (Job.shares): no image, no cost.
+    shared_jobs: int = 0
     cost: Cost = field(default_factory=Cost)
     cost_by_model: dict[str, Cost] = field(default_factory=dict)
     # Jobs batch mode sends online (Job.batchable), and what they cost there.
@@ -394,6 +444,9 @@ class PlanSummary:
             return
         if item.variant == 0:
             self.valid_rows += 1
+        if item.shares is not None:
+            self.shared_jobs += 1
+            return
         if item.asset_id in self._asset_ids:
             self.duplicate_jobs += 1
             return

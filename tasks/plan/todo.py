@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from assetgen.tasks.batch.records import BatchBook
 from assetgen.tasks.config.job import JobConfig
@@ -28,6 +28,9 @@ class ToDo:
     skipped: dict[str, str]  # asset_id -> folder of jobs already in the store
     duplicates: int
     pending_in_batch: int = 0  # paid for in a batch not yet collected
+    # Rows' own assets over another row's stored picture (Job.shares), not in the store
+    # yet: made without a request once the picture is there (tasks/generation/shared.py).
+    shared: list[Job] = field(default_factory=list)
 
 
 def plan_manifest(manifest: str, fmt: str | None, cfg: JobConfig, rejects_url: str) -> Planned:
@@ -52,15 +55,18 @@ def skip_existing(store: AssetStore, jobs: list[Job]) -> ToDo:
     seen: set[str] = set()
     todo: list[Job] = []
     skipped: dict[str, str] = {}
+    shared: list[Job] = []
     duplicates = in_batch = 0
     for job in jobs:
         if job.asset_id in seen:
             duplicates += 1
         elif job.asset_id in existing:
             skipped[job.asset_id] = existing[job.asset_id]
+        elif job.shares is not None:
+            shared.append(job)  # never sent: its picture is another job's
         elif job.asset_id in pending:
             in_batch += 1
         else:
             todo.append(job)
         seen.add(job.asset_id)
-    return ToDo(todo, skipped, duplicates, in_batch)
+    return ToDo(todo, skipped, duplicates, in_batch, shared)

@@ -24,7 +24,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -43,6 +43,8 @@ DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlg
 ALGORITHMS = ("es256", "es384", "ps256", "ed25519")
 ACTIONS = ("c2pa.resized", "c2pa.cropped", "c2pa.converted")
 CLAIM_GENERATOR = "assetgen"
+# The parameter of a text overlay's c2pa.edited action that holds its layer and text.
+OVERLAY_TEXT_KEY = "org.assetgen.overlay"
 # c2pa-rs's accepted EKUs (valid_eku_oids.cfg): emailProtection, documentSigning,
 # timeStamping, OCSPSigning, Microsoft C2PA signing, C2PA claim signing.
 SIGNING_EKUS = ("1.3.6.1.5.5.7.3.4", "1.3.6.1.5.5.7.3.36", "1.3.6.1.5.5.7.3.8", "1.3.6.1.5.5.7.3.9")
@@ -58,6 +60,24 @@ _UNTRUSTED, _TRUSTED = "signingCredential.untrusted", "signingCredential.trusted
 
 class SigningError(ValueError):
     """Bad signing material. The message names files and reasons, never key material."""
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A logo or badge drawn onto a rendition: a `componentOf` ingredient, by a c2pa.placed."""
+
+    layer: str  # the overlay layer's name or label
+    title: str  # the ingredient's title: the logo's file name
+    mime: str
+    data: bytes = dataclasses.field(repr=False)
+
+
+@dataclass(frozen=True)
+class Written:
+    """Text drawn onto a rendition: recorded as a c2pa.edited action with the exact text."""
+
+    layer: str
+    text: str
 
 
 @dataclass(frozen=True, repr=False)
@@ -272,6 +292,8 @@ class _Signing:
         parent: tuple[bytes, str] | None = None,
         actions: list[str] | tuple[()] = (),
         title: str | None = None,
+        placed: Sequence[Placed] = (),
+        written: Sequence[Written] = (),
     ) -> bytes:
         """`data` signed: with a parent (original, mime) as an EDIT, without it as a CREATE."""
         try:
@@ -284,12 +306,43 @@ class _Signing:
                     builder.add_ingredient_from_archive(io.BytesIO(self.parent_archive(*parent)))
                 for action in actions:
                     builder.add_action({"action": action, "digitalSourceType": DIGITAL_SOURCE_TYPE})
+                _add_overlays(builder, placed, written)
                 out = io.BytesIO()
                 builder.sign(self.signer, mime, io.BytesIO(data), out)
             self.checked = True
             return out.getvalue()
         except c2pa.C2paError as e:
             raise SigningError(f"c2pa could not sign the {mime} image: {_reason(e)}") from None
+
+
+def _add_overlays(
+    builder: c2pa.Builder, placed: Sequence[Placed], written: Sequence[Written]
+) -> None:
+    """Each logo as a `componentOf` ingredient with a c2pa.placed action pointing at it
+    (the SDK turns the ingredient's label into the hashed link), each text as c2pa.edited.
+
+    No digitalSourceType on these: a logo and typed text are not AI-made, and the
+    rendition's own type stays the parent's (trainedAlgorithmicMedia).
+    """
+    for i, logo in enumerate(placed):
+        label = f"overlay-{i}"
+        spec = {"title": logo.title, "relationship": "componentOf", "label": label}
+        builder.add_ingredient(spec, logo.mime, io.BytesIO(logo.data))
+        builder.add_action(
+            {
+                "action": "c2pa.placed",
+                "description": f"overlay layer {logo.layer}: {logo.title}",
+                "parameters": {"ingredientIds": [label]},
+            }
+        )
+    for text in written:
+        builder.add_action(
+            {
+                "action": "c2pa.edited",
+                "description": f"overlay layer {text.layer}: text drawn",
+                "parameters": {OVERLAY_TEXT_KEY: {"layer": text.layer, "text": text.text}},
+            }
+        )
 
 
 _TRAINED = c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA
@@ -315,6 +368,8 @@ def sign_rendition(
     rendition_mime: str,
     actions: list[str],
     title: str | None = None,
+    placed: Sequence[Placed] = (),
+    written: Sequence[Written] = (),
 ) -> bytes:
     """The rendition with a C2PA manifest signed as an edit (c2pa Builder intent EDIT): the
     original as its `parentOf` ingredient with the original's own manifest embedded (so the
@@ -325,12 +380,15 @@ def sign_rendition(
     jpeg, png, webp and avif. With no actions only `c2pa.opened` is recorded (the digital
     source type then reads as the parent's). The c2pa Context/Signer are cached per process
     and material, the parent ingredient per original (the last two): a call costs ~3 ms.
+    Overlays: each `placed` logo becomes a `componentOf` ingredient with a `c2pa.placed`
+    action linking it, each `written` text a `c2pa.edited` action holding the text.
     """
     unknown = [a for a in actions if a not in ACTIONS]
     if unknown:
         raise ValueError(f"actions {unknown} are not among {', '.join(ACTIONS)}")
     signing = _signing(material, CLAIM_GENERATOR)
-    return signing.sign(rendition_mime, rendition, (original, original_mime), actions, title)
+    parent = (original, original_mime)
+    return signing.sign(rendition_mime, rendition, parent, actions, title, placed, written)
 
 
 def sign_original(

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from assetgen.tasks.catalog.rows import row_from_sidecar
 from assetgen.tasks.catalog.table import read_matching
@@ -56,6 +57,7 @@ def store_renditions(
                 quality=r.quality,
                 note=r.note,
                 credentials=r.credentials,
+                overlays=r.overlays,
             )
         )
     new = {i.name for i in infos}
@@ -144,14 +146,19 @@ def refresh_assets(
     workers: int | None = None,
     missing_only: bool = False,
     material: SigningMaterial | None = None,
+    metadata: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[int, list[str]]:
     """Render `presets` for the assets in `folders` from their stored originals.
 
     With `missing_only`, only presets an asset does not have yet; with
-    `material`, every rendition is signed again. No provider is involved:
-    nothing is paid. Returns (assets done, errors).
+    `material`, every rendition is signed again; `metadata` (folder -> columns)
+    replaces an asset's manifest columns first, so its overlays draw the new
+    text and its sidecar and catalog row record it (refresh --manifest). No
+    provider is involved: nothing is paid. Returns (assets done, errors).
     """
-    return asyncio.run(_refresh(store, presets, folders, run_id, workers, missing_only, material))
+    return asyncio.run(
+        _refresh(store, presets, folders, run_id, workers, missing_only, material, metadata or {})
+    )
 
 
 async def _refresh(
@@ -162,24 +169,36 @@ async def _refresh(
     workers: int | None,
     missing_only: bool,
     material: SigningMaterial | None,
+    metadata: dict[str, dict[str, Any]],
 ) -> tuple[int, list[str]]:
     catalog = CatalogWriter(store, run_id)
+    unreadable: list[str] = []
     with rendition_pool(workers) as pool:
         post = PostProcessor(store, presets, catalog, pool, material)
         for folder in folders:
-            raw = await asyncio.to_thread(store.read_bytes, f"{folder}/{SIDECAR}")
-            sidecar = Sidecar.model_validate_json(raw)
-            chosen = presets
-            if missing_only:
-                have = {r.name for r in sidecar.renditions}
-                chosen = {k: v for k, v in presets.items() if k not in have}
-            image = None
-            if chosen:
-                image = await asyncio.to_thread(store.read_bytes, f"{folder}/{sidecar.original}")
+            try:
+                raw = await asyncio.to_thread(store.read_bytes, f"{folder}/{SIDECAR}")
+                sidecar = Sidecar.model_validate_json(raw)
+                if folder in metadata:
+                    sidecar = sidecar.model_copy(update={"metadata": metadata[folder]})
+                chosen = presets
+                if missing_only:
+                    have = {r.name for r in sidecar.renditions}
+                    chosen = {k: v for k, v in presets.items() if k not in have}
+                image = None
+                if chosen:
+                    image = await asyncio.to_thread(
+                        store.read_bytes, f"{folder}/{sidecar.original}"
+                    )
+            except (OSError, ValueError) as e:
+                # One unreadable asset is reported; the others are refreshed all the same.
+                unreadable.append(f"{folder}: unreadable: {type(e).__name__}: {e}")
+                continue
             await post.submit(folder, image, sidecar, chosen)
         await post.drain()
     await asyncio.to_thread(catalog.flush)
-    return len(folders) - len(post.errors), post.errors
+    errors = unreadable + post.errors
+    return len(folders) - len(errors), errors
 
 
 def incomplete(store: AssetStore, presets: dict[str, Preset], folders: dict[str, str]) -> list[str]:

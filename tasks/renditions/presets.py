@@ -5,9 +5,11 @@ No imports from tasks.config.job: it imports this module.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from PIL import ImageColor, features
@@ -132,6 +134,7 @@ def load_presets(*paths: str | Path) -> dict[str, Preset]:
                 raise ValueError(f"preset {name!r} is defined in both {origin[name]} and {file}")
             check_name(name, where=str(file))
             try:
+                spec = relative_to_config(spec, file)
                 presets[name] = Preset.model_validate(spec or {})
             except ValueError as e:
                 raise ValueError(f"{file}: preset {name!r}: {e}") from e
@@ -147,3 +150,55 @@ def check_name(name: str, where: str = "") -> None:
             f"{prefix}preset name {name!r}: use letters, digits, '.', '_' or '-' "
             "(at most 64, not starting with '.', '_' or '-')"
         )
+
+
+def _is_relative(uri: str) -> bool:
+    # A URL ("s3://", "https://", "memory://"), an absolute path and "~/..." stay as given.
+    return "://" not in uri and not os.path.isabs(uri) and not uri.startswith("~")
+
+
+def config_folder(config: str | Path) -> str:
+    """The folder of a config file, as a base for its relative uris: an absolute local
+    path (a worker's working directory may differ), or the URL's parent for fsspec URLs."""
+    text = str(config)
+    if "://" in text:
+        return text.rsplit("/", 1)[0]
+    return str(Path(text).resolve().parent)
+
+
+def join_uri(base: str, uri: str) -> str:
+    """`uri` relative to `base` (a folder path or URL); left alone when not relative."""
+    if not _is_relative(uri):
+        return uri
+    if "://" in base:
+        return posixpath.join(base, uri)
+    return str(Path(base) / uri)
+
+
+def relative_to_config(spec: Any, config: str | Path) -> Any:
+    """A preset's raw spec with its image layers' relative `uri` joined to the folder of
+    the config file it was written in, so a job config and its logo travel together
+    and work from any working directory. Anything malformed is left for validation."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("overlays"), list):
+        return spec
+    base = config_folder(config)
+    overlays = [
+        {**layer, "uri": join_uri(base, layer["uri"])}
+        if isinstance(layer, dict)
+        and layer.get("type") == "image"
+        and isinstance(layer.get("uri"), str)
+        else layer
+        for layer in spec["overlays"]
+    ]
+    return {**spec, "overlays": overlays}
+
+
+def presets_relative_to_config(data: dict[str, Any], config: str | Path) -> dict[str, Any]:
+    """A job config's raw mapping with relative_to_config applied to each of its presets."""
+    presets = data.get("presets")
+    if not isinstance(presets, dict):
+        return data
+    return {
+        **data,
+        "presets": {name: relative_to_config(spec, config) for name, spec in presets.items()},
+    }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
@@ -48,6 +48,9 @@ class Rendered:
     note: str | None = None
     credentials: str | None = None  # "signed": it carries a C2PA manifest (signing.py)
     error: str | None = None  # it could not be made (an overlay): no data, nothing to store
+    # What was drawn on it, one JSON-able record per overlay layer (overlays.apply_overlays):
+    # the sidecar and the catalog keep them, signing names them as a c2pa.placed action.
+    overlays: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- decode
@@ -294,10 +297,19 @@ def render_one(
     if image.mode not in ("RGB", "RGBA"):
         image = _rgb_or_rgba(image)
     out, shrunk = _shape(image, preset)
+    drawn: list[dict[str, Any]] = []
     if preset.overlays:
         out = apply_overlays(
-            out, name, preset.overlays, preset.safe_area, values, preset.locale_column, row
+            out,
+            name,
+            preset.overlays,
+            preset.safe_area,
+            values,
+            preset.locale_column,
+            row,
+            drawn=drawn,
         )
+        _with_params(drawn, preset.overlays)
     if out is image and image.info:
         out = image.copy()  # the encoder clears `info`: not on the caller's image
     data, quality, note = _encode_within(out, preset)
@@ -313,7 +325,16 @@ def render_one(
         extension=EXTENSIONS[preset.format],
         quality=quality,
         note=note,
+        overlays=drawn,
     )
+
+
+def _with_params(drawn: list[dict[str, Any]], layers: list[Any]) -> None:
+    """Each record with its layer's configured parameters: what the preset asked for
+    beside what was drawn, so a record says everything without the preset at hand."""
+    params = {layer.label(i): layer.model_dump(mode="json") for i, layer in enumerate(layers)}
+    for record in drawn:
+        record.setdefault("params", params.get(record["layer"]))
 
 
 def render_all(

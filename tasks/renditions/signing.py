@@ -8,6 +8,7 @@ signed). Without signing material renditions carry the XMP mark alone.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 from typing import Any
 
@@ -16,12 +17,15 @@ from PIL import Image
 
 from assetgen.tasks.config.job import ConfigError, JobConfig
 from assetgen.tasks.renditions.credentials import (
+    Placed,
     SigningError,
     SigningMaterial,
+    Written,
     load_signing_material,
     mime_of,
     sign_rendition,
 )
+from assetgen.tasks.renditions.overlays.draw import logo_file
 from assetgen.tasks.renditions.presets import Preset
 from assetgen.tasks.renditions.render import Rendered, render_all
 
@@ -80,6 +84,20 @@ def edit_actions(
     return actions
 
 
+def placed_logos(rendered: Rendered) -> list[Placed]:
+    """The logos drawn on `rendered` (its overlay records), with the bytes that were drawn."""
+    out = []
+    for record in rendered.overlays:
+        if record["type"] != "image":
+            continue
+        data, mime = logo_file(record["uri"])  # cached when drawn: the same bytes
+        if hashlib.sha256(data).hexdigest() != record["sha256"]:
+            raise SigningError(f"logo {record['uri']} changed between drawing and signing")
+        name = record["uri"].rstrip("/").rsplit("/", 1)[-1] or "logo"
+        out.append(Placed(record["layer"], name, mime, data))
+    return out
+
+
 def render_and_sign(
     original: bytes,
     presets: dict[str, Preset],
@@ -110,6 +128,8 @@ def render_and_sign(
             mime_of(r.format),
             edit_actions(size, fmt, r, presets[r.name]),
             title=f"{r.name}.{r.extension}",
+            placed=placed_logos(r),
+            written=[Written(d["layer"], d["text"]) for d in r.overlays if d["type"] == "text"],
         )
         signed.append(dataclasses.replace(r, data=data, credentials="signed"))
     return signed

@@ -44,6 +44,9 @@ class RenditionInfo(BaseModel):
     quality: int | None = None
     note: str | None = None
     credentials: str | None = None  # "signed" when it carries a C2PA manifest of ours
+    # What its overlays drew, one record per layer: name, type, parameters and, for text,
+    # the exact text and fitted size; for a logo its uri and sha256. Empty without overlays.
+    overlays: list[dict[str, Any]] = []
 
 
 class Sidecar(BaseModel):
@@ -86,6 +89,9 @@ class Sidecar(BaseModel):
     revision: int = 0
     revision_of: str | None = None
     revision_note: str | None = None
+    # A row's own asset over another row's picture (tasks/generation/shared.py): the
+    # asset_id that paid for the picture; its original here is a copy. None: its own.
+    shares: str | None = None
 
 
 class UnsafePath(ValueError):
