@@ -8,25 +8,28 @@ category/sku, metadata JSON from the manifest, ~3% failed), with the real
 SCHEMA and realistic values; some runs refresh existing slots with a new
 style_version (the older assets become superseded versions), some retry
 failures (a later row for the same asset_id). Every run commits a version
-per FLUSH_ROWS rows, as CatalogWriter's checkpoints do. Building that many
+per FLUSH_ROWS rows, as CatalogWriter's checkpoints do, and packs its small
+files at its end (`compact_small`, as the writer does). Building that many
 commits through `commit()` (a MERGE each) would take hours at 1M assets, so
 the table is built by `write_deltalake` appends, one per checkpoint, of the
 rows each checkpoint leaves in the table (an asset's last row, superseded_by
-as the MERGEs set it, the run's commit metadata and application transaction):
-the same rows, files and versions, except that a retry or refresh here does
-not rewrite the earlier file, as a MERGE would. Then, through
-`tasks.catalog.table.commit` itself:
+as the writers' `settle` sets it, the run's commit metadata and application
+transaction): the same rows, files and versions, except that a retry or a
+settle here does not rewrite the earlier file, as a MERGE does. Then,
+through `tasks.catalog.table` itself:
 
   checkpoint   a 500-row commit into the table, as CatalogWriter makes every
                FLUSH_ROWS rows: 88% new assets, 10% refreshes of existing
-               slots (their older assets get superseded_by), 2% retries of
+               slots (their rows list the older assets they supersede), 2% retries of
                failed assets; and one of new assets only. Each in a fresh
                process that has done its imports: commit seconds in process,
                peak memory, and what the MERGE did (delta-rs's metrics: files
                rewritten, stored rows copied)
-  run-end      a --run-end-rows commit (10,000), the first mix
+  run-end      a --run-end-rows commit (10,000), the first mix, then what the
+               writer does at its end: `settle` (superseded_by set on the
+               versions the run's assets took over) and `compact_small`
 
-Measured in two layouts, before and after `assetgen catalog compact`:
+Measured in two layouts, as runs leave it and after `assetgen catalog compact`:
 
   list --where `assetgen catalog list --store DIR --where K=V --limit 100` in a
                subprocess (wall time, best of --repeat; the machine may be
@@ -309,7 +312,10 @@ def write_table(store: AssetStore, checkpoints: list[Checkpoint]) -> None:
             write_deltalake(uri, rows, storage_options=options, commit_properties=properties)
         else:
             write_deltalake(table, rows, mode="append", commit_properties=properties)
-        if n % REOPEN == 0:  # a DeltaTable kept open gets slower to append to with each commit
+        if n + 1 == len(checkpoints) or checkpoints[n + 1].run_id != c.run_id:
+            cat.compact_small(store, c.run_id)  # what the run's writer does at its end
+            table = DeltaTable(uri, storage_options=options)
+        elif n % REOPEN == 0:  # a DeltaTable kept open gets slower to append to with each commit
             table = DeltaTable(uri, storage_options=options)
 
 
@@ -339,6 +345,11 @@ store = AssetStore(sys.argv[1])
 started = time.perf_counter()
 cat.commit(store, rows, run_id, (app, seq))
 print(time.perf_counter() - started)
+if sys.argv[3] == "end":  # then what the writer does at its end: settle, pack
+    started = time.perf_counter()
+    cat.settle(store, {r["row_id"] for r in rows if r["status"] == "generated"}, run_id)
+    cat.compact_small(store, run_id)
+    print(time.perf_counter() - started)
 """
 
 # DuckDB as a whole command: open the table, query its current files, print.
@@ -480,11 +491,12 @@ MERGE_METRICS = {
 
 
 def measure_commit(
-    store: AssetStore, synth: Synth, size: int, repeat: int, old: bool = True
+    store: AssetStore, synth: Synth, size: int, repeat: int, old: bool = True, end: bool = False
 ) -> dict[str, float]:
     """`commit()` of `size` new rows of a run (synth.mix) as one commit, best of `repeat`,
     each in a fresh process: the commit's seconds (in process), the process's peak MB and
-    what the MERGE did (of the slowest commit)."""
+    what the MERGE did (of the slowest commit); with `end`, then the writer's upkeep at
+    its end (settle and pack: "upkeep" seconds)."""
     found: list[dict[str, float]] = []
     uri, _ = location(store)
     with tempfile.TemporaryDirectory() as tmp:
@@ -493,10 +505,15 @@ def measure_commit(
             made = synth.run(synth.mix(size, old))
             path.write_bytes(pickle.dumps((made.run_id, made.app, 1, made.rows.to_pylist())))
             files = len(DeltaTable(uri).file_uris())
-            _, peak, out = run_child([sys.executable, "-c", COMMIT, store.url, str(path)])
-            metrics = DeltaTable(uri).history(1)[0].get("operationMetrics") or {}
+            before = DeltaTable(uri).version()
+            child = [sys.executable, "-c", COMMIT, store.url, str(path), "end" if end else "-"]
+            _, peak, out = run_child(child)
+            merge = DeltaTable(uri).history(DeltaTable(uri).version() - before)[-1]
+            metrics = merge.get("operationMetrics") or {}
             m = {k: float(metrics.get(v) or 0) for k, v in MERGE_METRICS.items()}
-            m |= {"s": float(out.split()[-1]), "peak": peak, "files": files}
+            seconds = [float(v) for v in out.split()]
+            m |= {"s": seconds[0], "upkeep": seconds[1] if end else 0.0}
+            m |= {"peak": peak, "files": files}
             found.append(m | {"merge_s": m["merge_s"] / 1000})
             check_commit(store, made.rows)
     slowest = max(found, key=lambda m: m["s"])
@@ -559,7 +576,7 @@ def main() -> None:
         size_mb = sum(f.stat().st_size for f in Path(uri).glob("*.parquet")) / 1e6
         wheres = pick_wheres(synth)
         startup = min(run_child([cli, "catalog", "--help"])[0] for _ in range(repeat))
-        for name in ("many commits", "compacted"):
+        for name in ("as runs leave it", "compacted"):
             if name == "compacted":
                 note("compact")
                 compacts["compact"] = run_child([cli, "catalog", "compact", "--store", store.url])
@@ -569,7 +586,7 @@ def main() -> None:
             note(f"{name}: commits")
             m["checkpoint"] = measure_commit(store, synth, FLUSH_ROWS, repeat)
             m["checkpoint, new only"] = measure_commit(store, synth, FLUSH_ROWS, repeat, old=False)
-            m["run-end"] = measure_commit(store, synth, args.run_end_rows, repeat)
+            m["run-end"] = measure_commit(store, synth, args.run_end_rows, repeat, end=True)
             layouts[name] = m
             loads.append(os.getloadavg()[0])
         note("compact --keep-days 0")
@@ -656,6 +673,8 @@ def report(
         line("  files it rewrote", "", [f"{m['files_rewritten']:,.0f}" for m in v])
         line("  stored rows it copied", "", [f"{m['rows_copied']:,.0f}" for m in v])
         line("  peak memory of its process", "MB", [f"{m['peak']:.0f}" for m in v])
+        if kind == "run-end":
+            line("  then settle + pack (the writer's end)", "s", [f"{m['upkeep']:.2f}" for m in v])
     print(f"  startup: `assetgen catalog --help` {startup:.2f} s, part of every command")
     for label, (wall, peak, out) in compacts.items():
         print(f"  {label}: {wall:.2f} s, peak {peak:.0f} MB: {out.strip()}")

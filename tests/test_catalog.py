@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from typer.testing import CliRunner
@@ -19,7 +20,7 @@ from assetgen.flows.cli.app import app
 from assetgen.tasks.catalog import table as cat
 from assetgen.tasks.catalog import writer as catalog_writer
 from assetgen.tasks.catalog.location import CATALOG, CatalogUnavailable, location
-from assetgen.tasks.catalog.rows import SCHEMA, SUPERSEDED_BY, row_from_sidecar
+from assetgen.tasks.catalog.rows import SCHEMA, SUPERSEDED_BY, SUPERSEDES, row_from_sidecar
 from assetgen.tasks.catalog.select import select
 from assetgen.tasks.catalog.writer import CatalogWriter
 from assetgen.tasks.plan.pricing import Usage
@@ -288,14 +289,30 @@ def test_compact_keeps_every_row_and_a_later_commit_still_wins(store: AssetStore
     assert by_id(cat.read_catalog(store), "cost_usd") == {"a0": 2, "a1": 7, "a2": 2, "a3": 2}
 
 
-def test_superseded_by_is_set_on_the_older_version_in_the_same_commit(store: AssetStore) -> None:
+def stored(store: AssetStore, column: str) -> dict[str, Any]:
+    """`column` per asset as the table's files hold it (what another engine reads)."""
+    files = DeltaTable(location(store)[0]).file_uris()
+    return by_id(ds.dataset(files, schema=SCHEMA).to_table(), column)
+
+
+def last_merge(store: AssetStore) -> dict[str, Any]:
+    entry = DeltaTable(location(store)[0]).history(1)[0]
+    assert entry["operation"] == "MERGE"
+    return entry["operationMetrics"]
+
+
+def test_a_newer_version_supersedes_the_older_without_rewriting_it(store: AssetStore) -> None:
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     cat.commit(store, [row(store, "a1", row_id="chair", created_at=t0)], "r1")
     assert by_id(cat.read_catalog(store), SUPERSEDED_BY) == {"a1": None}
-    # A newer asset of the same slot (partition, row_id, variant): a1 now names it.
+    # A newer asset of the same slot (partition, row_id, variant): a1 now names it. The
+    # commit lists a1 on a2's row and leaves a1's file as it was (copy-on-write: a
+    # change to a1 would rewrite every row of its file).
     cat.commit(store, [row(store, "a2", row_id="chair", created_at=t0 + timedelta(1))], "r2")
     assert by_id(cat.read_catalog(store), SUPERSEDED_BY) == {"a1": "a2", "a2": None}
-    assert DeltaTable(location(store)[0]).history(1)[0]["operation"] == "MERGE"
+    assert last_merge(store)["num_target_files_removed"] == 0
+    assert stored(store, SUPERSEDES) == {"a1": None, "a2": ["a1"]}
+    assert stored(store, SUPERSEDED_BY) == {"a1": None, "a2": None}
     # Other slots and failed rows do not supersede anything.
     cat.commit(
         store,
@@ -308,11 +325,104 @@ def test_superseded_by_is_set_on_the_older_version_in_the_same_commit(store: Ass
     )
     found = by_id(cat.read_catalog(store), SUPERSEDED_BY)
     assert found == {"a1": "a2", "a2": None, "a3": None, "a4": None, "a5": None}
-    # An even newer one: both older versions name it (a1 is updated, not duplicated).
+    # An even newer one: both older versions name it (a1 is listed again, not duplicated).
     cat.commit(store, [row(store, "a6", row_id="chair", created_at=t0 + timedelta(4))], "r4")
     found = by_id(cat.read_catalog(store), SUPERSEDED_BY)
     assert found["a1"] == found["a2"] == "a6" and found["a6"] is None
     assert cat.read_catalog(store).num_rows == 6
+    current = cat.query(store, [("row_id", "chair")], current_only=True)
+    assert sorted(current["asset_id"].to_pylist()) == ["a3", "a4", "a5", "a6"]
+    # Settling stores what the lists said, and clears them: the table alone says it now.
+    assert cat.settle(store, ["chair"], "r4") == 3  # a1, a2 marked; a6's list cleared
+    assert stored(store, SUPERSEDED_BY) == found
+    assert set(stored(store, SUPERSEDES).values()) == {None}
+    assert cat.settle(store, ["chair"], "r4") == 0  # nothing left: no commit
+    assert by_id(cat.read_catalog(store), SUPERSEDED_BY) == found
+
+
+def test_a_writer_marks_what_its_assets_superseded_at_its_end(
+    store: AssetStore, monkeypatch
+) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    first = CatalogWriter(store, "run-1")
+    for i in range(4):
+        first.add(row(store, f"old{i}", row_id=f"sku{i}", created_at=t0))
+    first.flush()
+    monkeypatch.setattr(catalog_writer, "FLUSH_ROWS", 2)
+    second = CatalogWriter(store, "run-2")
+    for i in range(3):  # new versions of three of the four slots, over two checkpoints
+        second.add(row(store, f"new{i}", row_id=f"sku{i}", created_at=t0 + timedelta(1)))
+    second.wait()
+    expected = {"old0": "new0", "old1": "new1", "old2": None, "old3": None}
+    # Mid-run: the older versions are not rewritten, yet every read knows them superseded.
+    assert {a: stored(store, SUPERSEDED_BY)[a] for a in expected} == dict.fromkeys(expected)
+    read = by_id(cat.read_catalog(store), SUPERSEDED_BY)
+    assert {a: read[a] for a in expected} == expected
+    second.flush()
+    assert second.errors == []
+    expected["old2"] = "new2"
+    on_disk = stored(store, SUPERSEDED_BY)
+    assert {a: on_disk[a] for a in expected} == expected
+    assert set(stored(store, SUPERSEDES).values()) == {None}
+    assert by_id(cat.read_catalog(store), SUPERSEDED_BY) == on_disk
+
+
+def test_a_commit_rewrites_only_files_of_its_row_ids(store: AssetStore) -> None:
+    # Three runs' files, each holding its own row_ids (rows are committed in order).
+    for run in range(3):
+        rows = [
+            row(store, f"r{run}a{i:02}", row_id=f"sku-{run}-{i:02}", status="failed")
+            for i in range(20)
+        ]
+        cat.commit(store, rows, f"run-{run}")
+    # The retry of one failed asset rewrites its file alone; a new row rewrites none.
+    cat.commit(store, [row(store, "r1a05", row_id="sku-1-05")], "retry")
+    metrics = last_merge(store)
+    assert metrics["num_target_files_removed"] == 1
+    assert metrics["num_target_rows_copied"] == 19
+    cat.commit(store, [row(store, "fresh", row_id="sku-9-00")], "new")
+    assert last_merge(store)["num_target_files_removed"] == 0
+    assert cat.read_catalog(store).num_rows == 61
+    assert by_id(cat.read_catalog(store), "status")["r1a05"] == "generated"
+
+
+def test_an_asset_recorded_under_another_row_is_updated_not_doubled(store: AssetStore) -> None:
+    # Two rows with the same picture share one asset: a later record of it under the
+    # other row_id finds the stored row (asset ids are not scoped by row).
+    cat.commit(store, [row(store, "shared", row_id="banner-en", status="failed")], "r1")
+    cat.commit(store, [row(store, "other", row_id="banner-fr")], "r1")
+    cat.commit(store, [row(store, "shared", row_id="banner-de")], "r2")
+    found = cat.read_catalog(store)
+    assert sorted(found["asset_id"].to_pylist()) == ["other", "shared"]
+    assert by_id(found, "row_id")["shared"] == "banner-de"
+    cat.update_columns(store, {"shared": {"published_uri": "s3://x"}}, ["published_uri"], "p")
+    assert by_id(cat.read_catalog(store), "published_uri") == {"shared": "s3://x", "other": None}
+
+
+def test_compact_settles_what_a_dead_run_left_listed(store: AssetStore) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    cat.commit(store, [row(store, "a1", row_id="chair", created_at=t0)], "r1")
+    cat.commit(store, [row(store, "a2", row_id="chair", created_at=t0 + timedelta(1))], "r2")
+    assert stored(store, SUPERSEDED_BY) == {"a1": None, "a2": None}  # r2 died before its end
+    cat.compact(store)
+    assert stored(store, SUPERSEDED_BY) == {"a1": "a2", "a2": None}
+    assert stored(store, SUPERSEDES) == {"a1": None, "a2": None}
+
+
+def test_a_writer_packs_many_small_files_at_its_end(store: AssetStore, monkeypatch) -> None:
+    monkeypatch.setattr(catalog_writer, "FLUSH_ROWS", 1)
+    writer = CatalogWriter(store, "run-1")
+    for i in range(cat.PACK_AT_FILES + 2):
+        writer.add(row(store, f"a{i}", row_id=f"sku{i}"))
+    writer.wait()
+    table = DeltaTable(location(store)[0])
+    assert len(table.file_uris()) == cat.PACK_AT_FILES + 2
+    writer.flush()
+    assert writer.errors == []
+    table = DeltaTable(location(store)[0])
+    assert len(table.file_uris()) == 1
+    assert table.history(1)[0]["operation"] == "OPTIMIZE"
+    assert cat.read_catalog(store).num_rows == cat.PACK_AT_FILES + 2
 
 
 def test_query_is_select_on_read_catalog(store: AssetStore, tmp_path: Path) -> None:
@@ -494,3 +604,18 @@ def test_incomplete_names_stored_assets_the_catalog_lacks_or_lists_without_a_pre
     folders = {"a1": "f/a1", "a2": "f/a2", "a3": "f/a3"}
     presets = {"thumb": None, "listing": None}
     assert incomplete(store, presets, folders) == ["f/a2", "f/a3"]  # type: ignore[arg-type]
+
+
+def test_a_store_named_without_a_config_opens_as_the_default_config_would(
+    tmp_path: Path,
+) -> None:
+    # open_store skips loading the config for `--store URL` alone (the catalog commands
+    # then import nothing of a job config): only right while the default sets no options.
+    from assetgen.flows.cli.common import open_store
+    from assetgen.tasks.config.job import load_job_config
+
+    url = str(tmp_path / "s")
+    cfg = load_job_config(None, {"store": url})
+    opened = open_store(url, None)
+    assert (opened.url, opened.options) == (AssetStore(cfg.store, cfg.store_options).url, {})
+    assert cfg.store_options == {}

@@ -241,7 +241,7 @@ def _child_big_commit(store: AssetStore, spec: dict[str, Any]) -> None:
     merge is reading it (after most of the source, before any commit can have happened)."""
     real = cat._merge
 
-    def merge(table: DeltaTable, source: pa.Table, properties: Any) -> None:
+    def merge(table: DeltaTable, source: pa.Table, scope: set[str], properties: Any) -> None:
         batches = source.to_batches(max_chunksize=max(1, source.num_rows // 5))
 
         def stream() -> Iterator[pa.RecordBatch]:
@@ -251,7 +251,8 @@ def _child_big_commit(store: AssetStore, spec: dict[str, Any]) -> None:
                     os.kill(os.getpid(), signal.SIGKILL)
                 yield batch
 
-        real(table, pa.RecordBatchReader.from_batches(source.schema, stream()), properties)
+        reader = pa.RecordBatchReader.from_batches(source.schema, stream())
+        real(table, reader, scope, properties)
 
     cat._merge = merge  # type: ignore[assignment]  # this child process only
     cat.commit(store, big_rows(spec["rows"], spec["run_id"]), spec["run_id"], ("bulk", 1))
@@ -839,7 +840,7 @@ def test_history_lists_versions_with_runs_and_rows_changed(three_versions: Asset
     store = three_versions
     history = json_lines(cli("catalog", "history", "--store", store.url, "--json"))
     assert [(e["version"], e["run_id"], e["rows_changed"]) for e in history] == [
-        (2, "run-3", 2),  # b2 inserted, b's superseded_by set
+        (2, "run-3", 1),  # b2 inserted, listing b (no writer settled it: b is not rewritten)
         (1, "run-2", 3),  # d, e inserted, a updated
         (0, "run-1", 3),
     ]
@@ -851,7 +852,7 @@ def test_history_lists_versions_with_runs_and_rows_changed(three_versions: Asset
     cells = [line.replace("│", " ").split() for line in shown.stdout.splitlines()]
     found = [(c[0], c[-3], c[-2], c[-1]) for c in cells if len(c) >= 6 and c[0].isdigit()]
     assert found == [
-        ("2", "MERGE", "run-3", "2"),
+        ("2", "MERGE", "run-3", "1"),
         ("1", "MERGE", "run-2", "3"),
         ("0", "WRITE", "run-1", "3"),
     ], shown.stdout

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from assetgen.tasks.config.job import ConfigError, JobConfig, load_job_config
-from assetgen.tasks.renditions.signing import signing_material
+from assetgen.tasks.config.base import ConfigError
 from assetgen.tasks.store.assets import AssetStore
+
+if TYPE_CHECKING:
+    from assetgen.tasks.config.job import JobConfig
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -47,6 +49,13 @@ WhereOpt = Annotated[
 
 
 def open_store(store: str | None, config: Path | None) -> AssetStore:
+    """The store of `--store`, else of the config. A store named with no config is opened
+    as the default config would (its store_options are empty) without loading it: the
+    catalog commands then need none of what a job config holds (presets, overlays)."""
+    if store is not None and config is None:
+        return AssetStore(store)
+    from assetgen.tasks.config.job import load_job_config
+
     try:
         cfg = load_job_config(config, {"store": store})
     except ConfigError as e:
@@ -80,6 +89,9 @@ def bad_input(e: Exception, as_json: bool) -> NoReturn:
 
 def check_credentials(cfg: JobConfig) -> None:
     """What must be right before anything is spent: the API key, and the signing material."""
+    # Here, not at the top: every command imports this module, few sign (cryptography, c2pa).
+    from assetgen.tasks.renditions.signing import signing_material
+
     if cfg.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError("provider openai needs OPENAI_API_KEY in the environment")
     signing_material(cfg)

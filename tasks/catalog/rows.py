@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assetgen.tasks.generation.dispatch import JobOutcome
 from assetgen.tasks.review.decisions import Decision, current_state
 from assetgen.tasks.store.assets import AssetStore, Sidecar, asset_folder, now_utc
+
+if TYPE_CHECKING:  # reading the catalog needs no dispatcher
+    from assetgen.tasks.generation.dispatch import JobOutcome
 
 RENDITION = pa.struct(
     [
@@ -48,6 +50,8 @@ SCHEMA = pa.schema(
         ("cost_usd", pa.float64()),
         ("run_id", pa.string()),
         ("created_at", pa.timestamp("us", tz="UTC")),
+        # When the commit that recorded this row began (table.commit sets it): in the
+        # order of the commits, so a file's range of it tells a MERGE which files to read.
         ("recorded_at", pa.timestamp("us", tz="UTC")),
         ("original_uri", pa.string()),
         ("original_bytes", pa.int64()),

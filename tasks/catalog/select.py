@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+import operator
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assetgen.tasks.catalog.rows import PARTITION_COLUMNS, SCHEMA, SUPERSEDED_BY
+from assetgen.tasks.catalog.rows import PARTITION_COLUMNS, SCHEMA, SUPERSEDED_BY, SUPERSEDES
 
 
 def select(
@@ -58,11 +59,67 @@ def _mask(
     return functools.reduce(pc.and_, masks) if masks else None
 
 
-def where_columns(where: Iterable[tuple[str, str]]) -> set[str]:
-    """The stored columns `select` reads for `where`."""
+def prefilter(
+    where: Iterable[tuple[str, str]] = (),
+    status: str | None = None,
+    since: datetime | None = None,
+    everywhere: Collection[str] = (),
+) -> tuple[pc.Expression | None, set[str] | None]:
+    """What of `select` a scan can do while it reads the files: a filter that keeps every
+    row `select` keeps (and maybe more), and the row_ids asked for (None: any).
+
+    `everywhere`: keys in every row's partition (their metadata is never looked at)."""
+    tests: list[pc.Expression] = []
+    row_ids: set[str] | None = None
+    if status:
+        tests.append(scanned("status") == status)
+    if since:
+        at = pa.scalar(since, SCHEMA.field("created_at").type)
+        tests.append(scanned("created_at") >= at)
+    for key, value in where:
+        if key == "row_id":
+            row_ids = {value} if row_ids is None else row_ids & {value}
+        elif key in (SUPERSEDED_BY, SUPERSEDES):  # worked out after the read
+            continue
+        elif key in SCHEMA.names and key not in PARTITION_COLUMNS:
+            field = SCHEMA.field(key)
+            if pa.types.is_string(field.type) or pa.types.is_integer(field.type):
+                tests.append(scanned(key).cast(pa.string()) == value)
+        elif value != "None":  # a null partition value reads as "None": no test for it
+            part = pc.coalesce(partition_value(key) == value, False)
+            if key not in everywhere:
+                meta = pc.match_substring_regex(scanned("metadata"), _metadata_pattern(key, value))
+                part = part | pc.coalesce(meta, False)
+            tests.append(part)
+    return (functools.reduce(operator.and_, tests) if tests else None), row_ids
+
+
+def partition_value(key: str) -> pc.Expression:
+    """A key's value in a row's partition (null without the key), in a scan filter."""
+    return pc.map_lookup(scanned("partition"), pa.scalar(key), "last")
+
+
+def scanned(name: str) -> pc.Expression:
+    """A column in a scan filter, as SCHEMA has it: files delta-rs wrote may keep strings
+    as string_view, which a comparison with a string refuses."""
+    return pc.field(name).cast(SCHEMA.field(name).type)
+
+
+def where_columns(where: Iterable[tuple[str, str]], everywhere: Collection[str] = ()) -> set[str]:
+    """The stored columns `select` reads for `where` (`everywhere`: as for prefilter)."""
     keys = {key for key, _ in where}
     fields = keys & (set(SCHEMA.names) - PARTITION_COLUMNS)
-    return fields | ({"partition", "metadata"} if keys - fields else set())
+    others = keys - fields
+    return (
+        fields
+        | ({"partition"} if others else set())
+        | ({"metadata"} if others - set(everywhere) else set())
+    )
+
+
+def other_keys(where: Iterable[tuple[str, str]]) -> set[str]:
+    """The keys of `where` that are no column: a partition or a metadata key."""
+    return {key for key, _ in where if key in PARTITION_COLUMNS or key not in SCHEMA.names}
 
 
 def _field_equals(table: pa.Table, key: str, value: str) -> pa.Array:

@@ -1,13 +1,19 @@
 """The catalog as a Delta Lake table at `<store>/_catalog`: one current row per asset_id.
 
-Writers upsert by asset_id (a MERGE) and, in the same commit, set
-`superseded_by` on the older versions of every slot (partition, row_id,
-variant) a new generated asset takes over. Delta's commits are put-if-absent
-on the log, so writers on several machines need no lock service; a writer
-that loses a commit race reloads and tries again, and each commit carries an
-application transaction so a retried one is never applied twice. Readers see
-whole versions only; `history` and `as_of` are the table's own. The catalog
-is an index: `rebuild` makes it again from the sidecars alone.
+Writers upsert by asset_id (a MERGE). delta-rs rewrites every file a MERGE
+changes a row of (copy-on-write), so a commit is scoped: its MERGE names the
+row_ids it touches (`t.row_id IN (...)`), which prunes the table's files by
+their row_id ranges, and it changes no older row. An asset that takes over a
+slot (partition, row_id, variant) lists the versions it supersedes on its own
+row (`supersedes`); the writer's last commit of a run sets their
+`superseded_by` and clears that list (`settle`), once, and `compact` does it
+for a run that died first. Readers apply what is still listed, so every read
+is exact at every version. Delta's commits are put-if-absent on the log, so
+writers on several machines need no lock service; a writer that loses a
+commit race reloads and tries again, and each commit carries an application
+transaction so a retried one is never applied twice. `history` and `as_of`
+are the table's own. The catalog is an index: `rebuild` makes it again from
+the sidecars alone.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -35,27 +41,44 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from assetgen.tasks.catalog.location import CATALOG, RUN_KEY, location
 from assetgen.tasks.catalog.migrate import migrate
 from assetgen.tasks.catalog.rows import (
-    GENERATED,
     KEPT_COLUMNS,
     REVIEW_COLUMNS,
     SCHEMA,
     SLOT_COLUMNS,
     SUPERSEDED_BY,
+    SUPERSEDES,
     row_from_sidecar,
     superseded,
     with_superseded,
 )
-from assetgen.tasks.catalog.select import select, where_columns
+from assetgen.tasks.catalog.select import (
+    other_keys,
+    partition_value,
+    prefilter,
+    scanned,
+    select,
+    where_columns,
+)
 from assetgen.tasks.review.decisions import ReviewState, decisions_by_folder
-from assetgen.tasks.store.assets import SIDECAR, AssetStore, Sidecar
+from assetgen.tasks.store.assets import SIDECAR, AssetStore, Sidecar, now_utc
 
 COMMIT_ATTEMPTS = 40
 COMMIT_BACKOFF_S = 0.05
 RETENTION_HOURS = 7 * 24  # what compact's vacuum keeps: time travel a week back
 COMPACT_FILE_BYTES = 16 * 2**20
 COMPACT_ROW_GROUP = 16_384
-# What a commit reads of the stored rows to set superseded_by.
-SLOT_COLUMNS_READ = (*SLOT_COLUMNS, SUPERSEDED_BY)
+PACK_AT_FILES = 8  # small files that make a writer pack them at its end
+# What a commit reads of the stored rows to work out superseded_by.
+SLOT_COLUMNS_READ = (*SLOT_COLUMNS, SUPERSEDED_BY, SUPERSEDES)
+# What a read needs to apply the supersedes lists; the rank of a listing row.
+PENDING_COLUMNS = ("asset_id", SUPERSEDED_BY, SUPERSEDES)
+RANK_COLUMNS = ("asset_id", "created_at", "recorded_at")
+# Where a stored row is (_located).
+KEY_COLUMNS = ("asset_id", "row_id", "recorded_at")
+# How long before a commit began another writer's commit may have begun and still land
+# after it: a MERGE takes seconds; this covers that and clocks an hour apart.
+CONCURRENT_COMMIT_WINDOW = timedelta(hours=2)
+RECORDED_AT = "recorded_at"
 OP = "_op"  # source rows of a MERGE: a whole row to upsert, or only superseded_by to set
 
 
@@ -106,27 +129,110 @@ def read_catalog(
     as_of: int | str | datetime | None = None,
     columns: Iterable[str] | None = None,
     filter: pc.Expression | None = None,
+    scan: pc.Expression | None = None,
+    row_ids: Iterable[str] | None = None,
 ) -> pa.Table:
-    """Every row (only `columns`, only those matching `filter`), as the table is now or was."""
+    """Every row (only `columns`, only those matching `filter`), as the table is now or was.
+
+    `row_ids`: only rows of those row_ids, read from the files whose row_id range may
+    hold one. `scan`: a filter applied while the files are read, which may keep more
+    rows than `filter` (it is a cheaper superset, as `select.prefilter` makes).
+    """
     names = [n for n in SCHEMA.names if columns is None or n in set(columns)]
     table = open_table(store, as_of)
     if table is None:
         return SCHEMA.empty_table().select(names)
-    found = _conform(_files(store, table).to_table(columns=names), names)
-    # Filtered here, not in the scan: files delta-rs wrote may keep their strings
-    # as string_view, which a pushed-down comparison with a string refuses.
+    found = _read(store, table, names, scan, None if row_ids is None else set(row_ids))
     return found if filter is None else found.filter(filter)
 
 
-def _files(store: AssetStore, table: DeltaTable) -> ds.Dataset:
-    """The table's current files as a pyarrow dataset read through the store's filesystem.
+def _read(
+    store: AssetStore,
+    table: DeltaTable,
+    names: list[str],
+    scan: pc.Expression | None = None,
+    row_ids: set[str] | None = None,
+    *,
+    stored: bool = False,
+) -> pa.Table:
+    """`names` of the rows of `table` that `scan` and `row_ids` keep, superseded_by as the
+    versions still listed in `supersedes` make it (see pending_superseded), or as stored."""
+    exact = SUPERSEDED_BY in names and not stored
+    read = [n for n in SCHEMA.names if n in {*names, *(PENDING_COLUMNS if exact else ())}]
+    if exact and scan is not None:
+        # The rows that list a superseded version: a version's superseded_by may be there.
+        scan = scan | pc.field(SUPERSEDES).is_valid()
+    files = None
+    if row_ids is not None:
+        if not row_ids:
+            return SCHEMA.empty_table().select(names)
+        ids = sorted(row_ids)
+        files = table.file_uris(file_pruning_predicate=[("row_id", "in", ids)])
+        # A slot is within one row_id: every version of the rows kept is read.
+        by_row = scanned("row_id").isin(ids)
+        scan = by_row if scan is None else by_row & scan
+    dataset = _files(store, table, files)
+    found = _conform(dataset.to_table(columns=read, filter=scan), read)
+    if exact:
+        listing = found.filter(pc.is_valid(found[SUPERSEDES]))
+        if listing.num_rows:
+            # Rare (a run not ended yet): the listing rows' times, to rank them.
+            ranked = list(RANK_COLUMNS)
+            listers = scanned("asset_id").isin(listing["asset_id"])
+            ranks = _conform(dataset.to_table(columns=ranked, filter=listers), ranked)
+            found = pending_superseded(found, _last_per_asset(ranks))
+    return found.select(names)
+
+
+def pending_superseded(table: pa.Table, ranks: pa.Table | None = None) -> pa.Table:
+    """`table` with the superseded_by that its rows' `supersedes` lists say, where no
+    commit has set it yet: a listed version is superseded by the newest row listing it,
+    and so is an older row that lists the same version (two writers at once). `ranks`:
+    RANK_COLUMNS of the listing rows, when `table` lacks them."""
+    listing = table.filter(pc.is_valid(table[SUPERSEDES]))
+    if listing.num_rows == 0:
+        return table
+    times = ranks if ranks is not None else listing
+    when = {
+        asset: (created, recorded or created, asset)
+        for asset, created, recorded in zip(
+            *(times[c].to_pylist() for c in RANK_COLUMNS), strict=True
+        )
+    }
+    newest: dict[str, tuple[Any, Any, str]] = {}
+    listers: dict[str, list[tuple[Any, Any, str]]] = {}
+    for asset, olds in zip(
+        listing["asset_id"].to_pylist(), listing[SUPERSEDES].to_pylist(), strict=True
+    ):
+        rank = when[asset]
+        for old in olds:
+            listers.setdefault(old, []).append(rank)
+            if old not in newest or rank > newest[old]:
+                newest[old] = rank
+    by = dict(newest)
+    for old, ranks in listers.items():
+        for rank in ranks:
+            if rank < newest[old]:
+                by[rank[2]] = newest[old]
+    olds = pa.array(list(by), pa.string())
+    listed = pc.take(
+        pa.array([r[2] for r in by.values()], pa.string()),
+        pc.index_in(table["asset_id"], value_set=olds),
+    )
+    index = table.schema.get_field_index(SUPERSEDED_BY)
+    return table.set_column(index, SUPERSEDED_BY, pc.coalesce(listed, table[SUPERSEDED_BY]))
+
+
+def _files(store: AssetStore, table: DeltaTable, files: list[str] | None = None) -> ds.Dataset:
+    """The table's current files (or `files` of them) as a pyarrow dataset read through
+    the store's filesystem.
 
     Not DeltaTable.to_pyarrow_dataset(): with deltalake 1.6 a process that used
     one aborts at exit about half the time ("terminate called without an active
     exception"), its filesystem threads outliving the interpreter. The tables
     assetgen writes have no deletion vectors, so the files are the rows.
     """
-    files = table.file_uris()
+    files = table.file_uris() if files is None else files
     if store.is_local:
         return ds.dataset(files, schema=SCHEMA, format="parquet")
     # Files that delta-rs wrote since this process last listed the folder are
@@ -160,26 +266,40 @@ def query(
     as_of: int | str | datetime | None = None,
     current_only: bool = False,
 ) -> pa.Table:
-    """`select(read_catalog(store), ...)`, reading only the columns shown and filtered on."""
+    """`select(read_catalog(store), ...)`, reading only the columns shown and filtered on
+    (and what a scan can filter on, filtered as the files are read)."""
     where = list(where)
     shown = [n for n in SCHEMA.names if columns is None or n in set(columns)]
-    needed = {*shown, *where_columns(where), "status", "created_at", SUPERSEDED_BY}
-    pushed = None
-    if status:
-        pushed = pc.field("status") == status
-    table = read_catalog(store, as_of=as_of, columns=needed, filter=pushed)
-    return select(table, where, status, since, current_only=current_only).select(shown)
+    table = open_table(store, as_of)
+    if table is None:
+        return SCHEMA.empty_table().select(shown)
+    everywhere = {k for k in other_keys(where) if _in_every_partition(store, table, k)}
+    needed = {*where_columns(where, everywhere), *shown, SUPERSEDED_BY}
+    needed |= {"status"} if status else set()
+    needed |= {"created_at"} if since else set()
+    names = [n for n in SCHEMA.names if n in needed]
+    scan, row_ids = prefilter(where, status, since, everywhere)
+    found = _read(store, table, names, scan, row_ids)
+    return select(found, where, status, since, current_only=current_only).select(shown)
+
+
+def _in_every_partition(store: AssetStore, table: DeltaTable, key: str) -> bool:
+    """Whether every row's partition has `key` (then its metadata is not read for it)."""
+    lacking = pc.is_null(partition_value(key))
+    return _files(store, table).head(1, columns=["asset_id"], filter=lacking).num_rows == 0
 
 
 def read_matching(
     store: AssetStore, where: Mapping[str, Iterable[str]], as_of: int | None = None
 ) -> pa.Table:
     """Rows whose column has one of its values, for any of `where`'s columns."""
-    tests = [pc.field(column).isin(sorted(set(values))) for column, values in where.items()]
-    tests = [t for t, values in zip(tests, where.values(), strict=True) if set(values)]
-    if not tests:
+    wanted = {column: sorted(set(values)) for column, values in where.items() if set(values)}
+    if not wanted:
         return SCHEMA.empty_table()
-    return read_catalog(store, filter=_any(tests), as_of=as_of)
+    if list(wanted) == ["row_id"]:
+        return read_catalog(store, as_of=as_of, row_ids=wanted["row_id"])
+    tests = [scanned(column).isin(values) for column, values in wanted.items()]
+    return read_catalog(store, as_of=as_of, scan=_any(tests))
 
 
 def run_version(store: AssetStore, run_ids: Iterable[str]) -> int | None:
@@ -242,9 +362,11 @@ def commit(
 ) -> None:
     """Upsert `rows` (the last row of an asset_id wins) in one commit.
 
-    A row of an asset the table has keeps the stored review columns. `transaction`
-    (app id, sequence number): a commit whose number the table has recorded for
-    that app already is not made again (a retried checkpoint).
+    A row of an asset the table has keeps the stored review columns. A new current
+    asset lists the older versions of its slot in `supersedes` (`settle` marks them).
+    Every row's recorded_at is when the commit began.
+    `transaction` (app id, sequence number): a commit whose number the table has
+    recorded for that app already is not made again (a retried checkpoint).
     """
     if not rows:
         return
@@ -263,16 +385,27 @@ def commit(
             # version, unchecked: rows twice. It must fail, to come back as a MERGE.
             max_commit_retries=0 if table is None else None,
         )
+        started = now_utc()
+        stamped = new.set_column(
+            new.schema.get_field_index(RECORDED_AT),
+            RECORDED_AT,
+            pa.array([started] * new.num_rows, SCHEMA.field(RECORDED_AT).type),
+        )
         if table is None:
             write_deltalake(
                 uri,
-                with_superseded(new),
+                with_superseded(stamped),
                 mode="error",
                 storage_options=options,
                 commit_properties=properties,
             )
         else:
-            _merge(_evolved(table), _source(store, table, new), properties)
+            source, keys = _source(store, table, stamped)
+            # What another writer commits meanwhile is read too (recorded_at from its
+            # start on), so delta-rs sees the conflict if it recorded one of these assets.
+            meanwhile = _timestamp(started - CONCURRENT_COMMIT_WINDOW)
+            found = f"{_located(keys)} OR t.{RECORDED_AT} >= {meanwhile}"
+            _merge(_evolved(table), source, f"({found})", properties)
 
     _retrying(store, attempt)
 
@@ -310,11 +443,14 @@ def update_columns(
     def attempt(table: DeltaTable | None) -> None:
         if table is None:
             raise ValueError("no catalog in this store yet")
+        keys = _stored_keys(store, table, values)
+        if keys.num_rows == 0:
+            return
         (
             _evolved(table)
             .merge(
                 source,
-                predicate="t.asset_id = s.asset_id",
+                predicate=f"t.asset_id = s.asset_id AND {_located(keys)}",
                 source_alias="s",
                 target_alias="t",
                 merge_schema=True,  # a table of an earlier assetgen gains the columns
@@ -359,11 +495,11 @@ def _conflict(e: Exception) -> bool:
     return any(w in text for w in ("conflict", "already exists", "version", "transaction"))
 
 
-def _merge(table: DeltaTable, source: pa.Table, properties: CommitProperties) -> None:
+def _merge(table: DeltaTable, source: pa.Table, located: str, properties: CommitProperties) -> None:
     (
         table.merge(
             source,
-            predicate="t.asset_id = s.asset_id",
+            predicate=f"t.asset_id = s.asset_id AND {located}",
             source_alias="s",
             target_alias="t",
             merge_schema=True,  # a table of an earlier assetgen gains the new columns
@@ -376,11 +512,45 @@ def _merge(table: DeltaTable, source: pa.Table, properties: CommitProperties) ->
         )
         .when_matched_update_all(predicate=f"s.{OP} = 'upsert'", except_cols=[OP, *KEPT_COLUMNS])
         .when_matched_update(
-            updates={SUPERSEDED_BY: f"s.{SUPERSEDED_BY}"}, predicate=f"s.{OP} = 'supersede'"
+            updates={SUPERSEDED_BY: f"s.{SUPERSEDED_BY}", SUPERSEDES: f"s.{SUPERSEDES}"},
+            predicate=f"s.{OP} = 'supersede'",
         )
         .when_not_matched_insert_all(predicate=f"s.{OP} = 'upsert'", except_cols=[OP])
         .execute()
     )
+
+
+def _located(keys: pa.Table) -> str:
+    """SQL: a target row is one of the stored rows `keys` (their row_id and recorded_at).
+
+    Both are in the files' statistics, so delta-rs reads and rewrites only the files
+    that may hold those rows: asset ids, hashes, narrow down nothing, while recorded_at
+    follows the order of the commits (and compact's bin-packing keeps it).
+    """
+    if keys.num_rows == 0:
+        return "FALSE"
+    rows = ", ".join(_quoted(r) for r in sorted(set(keys["row_id"].to_pylist())))
+    found = f"t.row_id IN ({rows})"
+    times = set(keys[RECORDED_AT].to_pylist())
+    if None in times:  # a row of an earlier assetgen may lack it: by row_id alone
+        return found
+    return f"{found} AND t.{RECORDED_AT} IN ({', '.join(map(_timestamp, sorted(times)))})"
+
+
+def _timestamp(at: datetime) -> str:
+    return f"CAST({_quoted(at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))} AS TIMESTAMP)"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _stored_keys(store: AssetStore, table: DeltaTable, asset_ids: Iterable[str]) -> pa.Table:
+    """Where the table has these assets: their row_id and recorded_at (an asset id is a
+    hash of what makes the image, not of the row: a row may record an asset stored under
+    another row_id)."""
+    wanted = scanned("asset_id").isin(sorted(set(asset_ids)))
+    return _read(store, table, list(KEY_COLUMNS), wanted)
 
 
 def _last_per_asset(table: pa.Table) -> pa.Table:
@@ -391,41 +561,114 @@ def _last_per_asset(table: pa.Table) -> pa.Table:
     return table.take(sorted(last.values()))
 
 
-def _source(store: AssetStore, table: DeltaTable, new: pa.Table) -> pa.Table:
-    """The MERGE source: `new` with its superseded_by, and the stored rows of the same slots
-    whose superseded_by changes (only that column is set on them)."""
-    row_ids = sorted(set(new.filter(pc.equal(new["status"], GENERATED))["row_id"].to_pylist()))
-    stored = SCHEMA.empty_table().select(list(SLOT_COLUMNS_READ))
-    if row_ids:
-        found = _conform(
-            _files(store, table).to_table(columns=list(SLOT_COLUMNS_READ)), list(SLOT_COLUMNS_READ)
-        )
-        stored = found.filter(pc.is_in(found["row_id"], pa.array(row_ids, pa.string())))
-    mine = set(new["asset_id"].to_pylist())
-    others = stored.filter(pc.invert(pc.is_in(stored["asset_id"], pa.array(sorted(mine)))))
+def _source(store: AssetStore, table: DeltaTable, new: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The MERGE source and the keys of the stored rows it may match (_located): `new`,
+    each with its superseded_by and the versions it supersedes listed, changing no stored
+    row of another asset (but the rare one whose superseded_by a list cannot give: only
+    that column is set on it)."""
+    mine = new["asset_id"].to_pylist()
+    # The MERGE matches only the stored rows of these assets, found here. A new asset
+    # matches nothing, and its slot's older versions are read here, not merged.
+    keys = _stored_keys(store, table, mine)
+    slots = set(keys["row_id"].to_pylist()) | set(new["row_id"].to_pylist())
+    stored = _read(store, table, list(SLOT_COLUMNS_READ), row_ids=slots, stored=True)
+    others = stored.filter(pc.invert(pc.is_in(stored["asset_id"], pa.array(mine, pa.string()))))
     both = pa.concat_tables([new.select(list(SLOT_COLUMNS_READ)), others])
     wanted = dict(zip(both["asset_id"].to_pylist(), superseded(both).to_pylist(), strict=True))
+    new_ids = set(mine)
+    lists: dict[str, list[str]] = {}
+    for asset, now in zip(
+        others["asset_id"].to_pylist(), others[SUPERSEDED_BY].to_pylist(), strict=True
+    ):
+        if wanted[asset] in new_ids and wanted[asset] != now:
+            lists.setdefault(wanted[asset], []).append(asset)
     upserts = new.set_column(
         new.schema.get_field_index(SUPERSEDED_BY),
         SUPERSEDED_BY,
-        pa.array([wanted[a] for a in new["asset_id"].to_pylist()], pa.string()),
+        pa.array([wanted[a] for a in mine], pa.string()),
+    ).set_column(
+        new.schema.get_field_index(SUPERSEDES),
+        SUPERSEDES,
+        pa.array([lists.get(a) for a in mine], pa.list_(pa.string())),
     )
-    changed = [
-        (asset, wanted[asset])
-        for asset, now in zip(
-            others["asset_id"].to_pylist(), others[SUPERSEDED_BY].to_pylist(), strict=True
+    # What readers will make of it; a stored row they would get wrong is set directly.
+    after = pending_superseded(
+        pa.concat_tables(
+            [upserts.select(list(SLOT_COLUMNS_READ)), others.select(list(SLOT_COLUMNS_READ))]
         )
-        if wanted[asset] != now
+    )
+    direct = [
+        asset
+        for asset, now in zip(
+            after["asset_id"].to_pylist(), after[SUPERSEDED_BY].to_pylist(), strict=True
+        )
+        if asset not in new_ids and now != wanted[asset]
     ]
     rows = upserts.append_column(OP, pa.array(["upsert"] * upserts.num_rows))
-    if not changed:
-        return rows
-    update = {"asset_id": [a for a, _ in changed], SUPERSEDED_BY: [s for _, s in changed]}
+    if not direct:
+        return rows, keys
+    update = {"asset_id": direct, SUPERSEDED_BY: [wanted[a] for a in direct]}
     updates = pa.Table.from_pydict(update, schema=pa.schema([SCHEMA.field(k) for k in update]))
     updates = _conform(updates, SCHEMA.names).append_column(
-        OP, pa.array(["supersede"] * len(changed))
+        OP, pa.array(["supersede"] * len(direct))
     )
-    return pa.concat_tables([rows, updates])
+    direct_keys = stored.filter(pc.is_in(stored["asset_id"], pa.array(direct)))
+    keys = pa.concat_tables([keys, direct_keys.select(list(KEY_COLUMNS))])
+    return pa.concat_tables([rows, updates]), keys
+
+
+def settle(store: AssetStore, row_ids: Iterable[str] | None, run_id: str) -> int:
+    """Set superseded_by on the versions of these row_ids' slots (None: of every row that
+    lists one) as the slots' current assets say, and clear the `supersedes` lists, in one
+    commit; the rows changed. What a writer does once, at its end."""
+    changed = 0
+
+    def attempt(table: DeltaTable | None) -> None:
+        nonlocal changed
+        changed = 0
+        if table is None:
+            return
+        slots = set(row_ids) if row_ids is not None else None
+        if slots is None:
+            listing = _read(store, table, ["row_id"], pc.field(SUPERSEDES).is_valid())
+            slots = set(listing["row_id"].to_pylist())
+        rows = _read(store, table, list(SLOT_COLUMNS_READ), row_ids=slots, stored=True)
+        wanted = superseded(rows)
+        stored = rows[SUPERSEDED_BY]
+        differs = pc.fill_null(pc.not_equal(stored, wanted), True)
+        differs = pc.and_(differs, pc.invert(pc.and_(pc.is_null(stored), pc.is_null(wanted))))
+        stale = pc.or_(differs, pc.is_valid(rows[SUPERSEDES]))
+        if not pc.any(stale).as_py():
+            return
+        source = pa.table(
+            {
+                "asset_id": rows["asset_id"].filter(stale),
+                SUPERSEDED_BY: wanted.filter(stale),
+                SUPERSEDES: pa.nulls(pc.sum(stale).as_py(), pa.list_(pa.string())),
+            },
+            schema=pa.schema(
+                [SCHEMA.field("asset_id"), SCHEMA.field(SUPERSEDED_BY), SCHEMA.field(SUPERSEDES)]
+            ),
+        )
+        touched = rows.filter(stale).select(list(KEY_COLUMNS))
+        (
+            _evolved(table)
+            .merge(
+                source,
+                predicate=f"t.asset_id = s.asset_id AND {_located(touched)}",
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+            )
+            .when_matched_update(
+                updates={SUPERSEDED_BY: f"s.{SUPERSEDED_BY}", SUPERSEDES: f"s.{SUPERSEDES}"}
+            )
+            .execute()
+        )
+        changed = source.num_rows
+
+    _retrying(store, attempt)
+    return changed
 
 
 def iter_sidecars(store: AssetStore) -> Iterator[tuple[str, Sidecar]]:
@@ -461,15 +704,12 @@ def compact(store: AssetStore, retention_hours: int = RETENTION_HOURS) -> dict[s
     Bin-packing, not z-order: at 1M assets z-order sorted the whole table in memory
     (2.3 GB) and wrote one row group per file, which no reader can skip within.
     """
+    settle(store, None, "compact")  # what runs that died before their end left listed
     table = open_table(store)
     if table is None:
         return {"files_before": 0, "files_after": 0, "removed": 0, "assets": 0}
     before = len(table.file_uris())
-    table.optimize.compact(
-        target_size=COMPACT_FILE_BYTES,
-        writer_properties=WriterProperties(max_row_group_size=COMPACT_ROW_GROUP),
-        commit_properties=CommitProperties(custom_metadata={RUN_KEY: "compact"}),
-    )
+    _bin_pack(table, "compact")
     removed = table.vacuum(
         retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
     )
@@ -481,3 +721,29 @@ def compact(store: AssetStore, retention_hours: int = RETENTION_HOURS) -> dict[s
         "removed": len(removed),
         "assets": table.count(),
     }
+
+
+def compact_small(store: AssetStore, run_id: str) -> None:
+    """Bin-pack the table's small files (a run's checkpoints, one file each), once there
+    are PACK_AT_FILES of them, without a vacuum: what a writer does at its end, so
+    readers open a few files, not thousands.
+    Maintenance only: a commit race lost to another writer is left to the next one."""
+    table = open_table(store)
+    if table is None:
+        return
+    sizes = pa.table(table.get_add_actions(flatten=True))["size_bytes"]
+    if pc.sum(pc.less(sizes, COMPACT_FILE_BYTES)).as_py() < PACK_AT_FILES:
+        return
+    try:
+        _bin_pack(table, run_id)
+    except (CommitFailedError, DeltaError) as e:
+        if not _conflict(e):
+            raise
+
+
+def _bin_pack(table: DeltaTable, run_id: str) -> None:
+    table.optimize.compact(
+        target_size=COMPACT_FILE_BYTES,
+        writer_properties=WriterProperties(max_row_group_size=COMPACT_ROW_GROUP),
+        commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
+    )

@@ -8,7 +8,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from assetgen.tasks.catalog.table import commit
+from assetgen.tasks.catalog.rows import GENERATED
+from assetgen.tasks.catalog.table import commit, compact_small, settle
 from assetgen.tasks.store.assets import AssetStore
 
 FLUSH_ROWS = 500
@@ -26,6 +27,11 @@ class CatalogWriter:
     numbered), so one retried after an unclear failure is not applied twice. A
     commit that fails for good loses no row that matters: the store is the
     truth (`rebuild`), and the error goes to `errors`, not to the run.
+
+    `flush` ends with two commits of upkeep: `settle` marks the versions this
+    writer's assets superseded (the checkpoints only listed them), once for the
+    whole run rather than a rewrite of older files at every checkpoint, and
+    `compact_small` packs the run's checkpoint files into a few.
     """
 
     def __init__(self, store: AssetStore, run_id: str) -> None:
@@ -33,6 +39,7 @@ class CatalogWriter:
         self.run_id = run_id
         self.rows_written = 0
         self.errors: list[str] = []
+        self._generated: set[str] = set()  # row_ids of generated rows: slots to settle
         self._rows: list[dict[str, Any]] = []
         self._app = f"assetgen-{run_id}-{secrets.token_hex(3)}"
         self._seq = 0
@@ -53,9 +60,14 @@ class CatalogWriter:
                 self._submit()
 
     def flush(self) -> None:
-        """Commit what is buffered, and wait until every commit started is done."""
+        """Commit what is buffered, settle and pack what was committed, and wait until
+        every commit started is done."""
         with self._lock:
             self._submit()
+        self.wait()
+        with self._lock:
+            if self._generated:
+                self._last = self._committer.submit(self._upkeep)
         self.wait()
 
     def wait(self) -> None:
@@ -81,3 +93,12 @@ class CatalogWriter:
             self.errors.append(f"{type(e).__name__}: {e}")
             return
         self.rows_written += len(rows)
+        self._generated |= {r["row_id"] for r in rows if r.get("status") == GENERATED}
+
+    def _upkeep(self) -> None:
+        row_ids, self._generated = self._generated, set()
+        try:
+            settle(self.store, row_ids, self.run_id)
+            compact_small(self.store, self.run_id)
+        except Exception as e:
+            self.errors.append(f"{type(e).__name__}: {e}")

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import fsspec
-import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -17,19 +13,11 @@ from pydantic import (
 )
 
 from assetgen.tasks.config import CONFIG_DIR
+from assetgen.tasks.config.base import ConfigError, StrictModel, format_validation_error, load_yaml
 from assetgen.tasks.publish.config import PublishConfig
 from assetgen.tasks.renditions.presets import Preset, load_presets, presets_relative_to_config
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
-
-
-class ConfigError(Exception):
-    """A config, price table or manifest that cannot be used at all (exit code 2)."""
-
-
-class StrictModel(BaseModel):
-    # A misspelt key in YAML must fail loudly, not be ignored.
-    model_config = ConfigDict(extra="forbid")
 
 
 class RequestDefaults(StrictModel):
@@ -177,22 +165,6 @@ class JobConfig(StrictModel):
         return self
 
 
-def load_yaml(url: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from a local path or any fsspec URL."""
-    try:
-        with fsspec.open(str(url), "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError as e:
-        raise ConfigError(f"{url}: file not found") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{url}: not valid YAML: {e}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{url}: expected a mapping at the top level")
-    return data
-
-
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in over.items():
@@ -201,15 +173,6 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """One line per problem, naming the key path."""
-    lines = [f"{source}: invalid config"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {where}: {e['msg']}")
-    return "\n".join(lines)
 
 
 def load_job_config(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from assetgen.tasks.config.job import (
-    CONFIG_DIR,
+from assetgen.tasks.config import CONFIG_DIR
+from assetgen.tasks.config.base import (
     ConfigError,
     StrictModel,
     format_validation_error,

@@ -7,7 +7,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from assetgen.tasks.config.job import ConfigError
+from assetgen.tasks.config.base import ConfigError
 
 # Rendering a user template must not reach Python internals, and a missing
 # column must reject the row instead of silently rendering as "".

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from fsspec.utils import infer_compression
 from pydantic import BaseModel
 
-from assetgen.tasks.config.job import ConfigError
+from assetgen.tasks.config.base import ConfigError
 
 FORMATS = ("csv", "parquet", "jsonl")
 _EXTENSIONS = {

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
-from assetgen.tasks.plan.jobs import Job
 from assetgen.tasks.plan.pricing import Usage
 from assetgen.tasks.store.fsio import open_atomic
+
+if TYPE_CHECKING:  # the planner is not needed to read a store
+    from assetgen.tasks.plan.jobs import Job
 
 SIDECAR = "asset.json"
 WRITE_ATTEMPTS = 4
