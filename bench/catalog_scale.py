@@ -81,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assetgen.flows.cli.catalog import TABLE_COLUMNS
 from assetgen.tasks.catalog import table as cat
-from assetgen.tasks.catalog.location import RUN_KEY, location
+from assetgen.tasks.catalog.location import RUN_KEY, TABLE_PROPERTIES, location
 from assetgen.tasks.catalog.rows import SCHEMA, SLOT_COLUMNS, SUPERSEDED_BY
 from assetgen.tasks.catalog.rows import superseded as superseded_of
 from assetgen.tasks.catalog.writer import FLUSH_ROWS
@@ -309,7 +309,13 @@ def write_table(store: AssetStore, checkpoints: list[Checkpoint]) -> None:
             custom_metadata={RUN_KEY: c.run_id}, app_transactions=[Transaction(c.app, c.seq)]
         )
         if table is None:
-            write_deltalake(uri, rows, storage_options=options, commit_properties=properties)
+            write_deltalake(
+                uri,
+                rows,
+                configuration=TABLE_PROPERTIES,  # as commit() creates it
+                storage_options=options,
+                commit_properties=properties,
+            )
         else:
             write_deltalake(table, rows, mode="append", commit_properties=properties)
         if n + 1 == len(checkpoints) or checkpoints[n + 1].run_id != c.run_id:

@@ -46,6 +46,16 @@ def test_the_example_has_one_prompt_for_six_locales() -> None:
     assert [r["locale"] for r in rows] == ["en-US", "de-DE", "ar", "he", "ja", "zh-Hans"]
 
 
+def test_plan_counts_one_paid_picture_and_five_free_rows() -> None:
+    planned = invoke("plan", MANIFEST, "--config", CONFIG, "--json")
+    assert planned.exit_code == 0, planned.output
+    found = json.loads(planned.stdout)
+    assert (found["jobs"], found["shared_jobs"], found["duplicate_jobs"]) == (1, 5, 0)
+    shown = invoke("plan", MANIFEST, "--config", CONFIG)
+    assert "jobs 1 images" in shown.stdout
+    assert "+ 5 rows drawing their own overlays over those pictures (free)" in shown.stdout
+
+
 def test_asset_ids_without_overlays_do_not_change(make_planner: Callable[..., Planner]) -> None:
     """Without overlay renditions the six rows are one asset, as before (five duplicates);
     with them the first row keeps that asset_id and the others get their own, at no cost."""

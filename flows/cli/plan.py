@@ -85,6 +85,8 @@ def plan(
         "rejected_rows": summary.rejected_rows,
         "jobs": summary.jobs,
         "duplicate_jobs": summary.duplicate_jobs,
+        # Rows with their own overlays over another row's picture: no request, no cost.
+        "shared_jobs": summary.shared_jobs,
         "cost_usd": _cost_dict(summary.cost),
         "batch_cost_usd": _cost_dict(batch_cost),
         # In batch mode, edits in sizes the Batch API's JSON edit body does not
@@ -127,6 +129,9 @@ def _print_plan(r: dict[str, Any]) -> None:
     console.print(f"  rows {r['rows']:,}   valid {r['valid']:,}   rejected {r['rejected']:,}")
     dup = f"   ({r['duplicate_jobs']:,} duplicate images merged)" if r["duplicate_jobs"] else ""
     console.print(f"  jobs {r['jobs']:,} images{dup}")
+    if r["shared_jobs"]:
+        shared = r["shared_jobs"]
+        console.print(f"  + {shared:,} rows drawing their own overlays over those pictures (free)")
     table = Table(show_edge=False, box=None, padding=(0, 2))
     for column in ("cost", "low", "expected", "worst case"):
         table.add_column(column, justify="left" if column == "cost" else "right")

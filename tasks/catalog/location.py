@@ -9,6 +9,10 @@ from assetgen.tasks.store.assets import AssetStore
 
 CATALOG = "_catalog"
 RUN_KEY = "assetgen_run"  # commit metadata: which run wrote a version
+FILE_BYTES = 16 * 2**20  # the table's data files, as compact and every MERGE write them
+# delta-rs rewrites a whole file to change one row of it: a MERGE's output files must stay
+# as small as compact's (its default is 100 MB, some 300,000 rows to copy for one change).
+TABLE_PROPERTIES = {"delta.targetFileSize": str(FILE_BYTES)}
 # Object stores delta-rs reaches itself (from the AWS, Google or Azure environment).
 DELTA_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss")
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, write_deltalake
 from deltalake.exceptions import DeltaError
 
-from assetgen.tasks.catalog.location import CATALOG, RUN_KEY, location
+from assetgen.tasks.catalog.location import CATALOG, RUN_KEY, TABLE_PROPERTIES, location
 from assetgen.tasks.catalog.rows import SCHEMA, with_superseded
 from assetgen.tasks.store.assets import AssetStore
 
@@ -45,6 +45,7 @@ def migrate(store: AssetStore) -> int:
             uri,
             table,
             mode="error",  # another process migrating at the same time: let it
+            configuration=TABLE_PROPERTIES,
             storage_options=options,
             # A migration that lost the race must fail, not append its rows after the winner's.
             commit_properties=CommitProperties(

@@ -18,6 +18,7 @@ the sidecars alone.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -38,7 +39,13 @@ from deltalake import (
 )
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from assetgen.tasks.catalog.location import CATALOG, RUN_KEY, location
+from assetgen.tasks.catalog.location import (
+    CATALOG,
+    FILE_BYTES,
+    RUN_KEY,
+    TABLE_PROPERTIES,
+    location,
+)
 from assetgen.tasks.catalog.migrate import migrate
 from assetgen.tasks.catalog.rows import (
     KEPT_COLUMNS,
@@ -65,8 +72,9 @@ from assetgen.tasks.store.assets import SIDECAR, AssetStore, Sidecar, now_utc
 COMMIT_ATTEMPTS = 40
 COMMIT_BACKOFF_S = 0.05
 RETENTION_HOURS = 7 * 24  # what compact's vacuum keeps: time travel a week back
-COMPACT_FILE_BYTES = 16 * 2**20
 COMPACT_ROW_GROUP = 16_384
+TIME_RANGES = 16  # recorded_at ranges a MERGE predicate names (_located)
+FILE_COLUMN = "__filename"  # a scan's own column: the file a row is in
 PACK_AT_FILES = 8  # small files that make a writer pack them at its end
 # What a commit reads of the stored rows to work out superseded_by.
 SLOT_COLUMNS_READ = (*SLOT_COLUMNS, SUPERSEDED_BY, SUPERSEDES)
@@ -154,23 +162,26 @@ def _read(
     row_ids: set[str] | None = None,
     *,
     stored: bool = False,
+    files: list[str] | None = None,
 ) -> pa.Table:
-    """`names` of the rows of `table` that `scan` and `row_ids` keep, superseded_by as the
-    versions still listed in `supersedes` make it (see pending_superseded), or as stored."""
+    """`names` of the rows of `table` (or of its `files`) that `scan` and `row_ids` keep,
+    superseded_by as the versions still listed in `supersedes` make it (see
+    _pending_superseded), or as `stored`."""
     exact = SUPERSEDED_BY in names and not stored
     read = [n for n in SCHEMA.names if n in {*names, *(PENDING_COLUMNS if exact else ())}]
     if exact and scan is not None:
         # The rows that list a superseded version: a version's superseded_by may be there.
         scan = scan | pc.field(SUPERSEDES).is_valid()
-    files = None
     if row_ids is not None:
-        if not row_ids:
-            return SCHEMA.empty_table().select(names)
         ids = sorted(row_ids)
-        files = table.file_uris(file_pruning_predicate=[("row_id", "in", ids)])
+        pruned = table.file_uris(file_pruning_predicate=[("row_id", "in", ids)]) if ids else []
+        kept = set(map(_path, pruned))
+        files = pruned if files is None else [f for f in files if _path(f) in kept]
         # A slot is within one row_id: every version of the rows kept is read.
         by_row = scanned("row_id").isin(ids)
         scan = by_row if scan is None else by_row & scan
+    if files == []:  # nothing to read
+        return SCHEMA.empty_table().select(names)
     dataset = _files(store, table, files)
     found = _conform(dataset.to_table(columns=read, filter=scan), read)
     if exact:
@@ -180,11 +191,11 @@ def _read(
             ranked = list(RANK_COLUMNS)
             listers = scanned("asset_id").isin(listing["asset_id"])
             ranks = _conform(dataset.to_table(columns=ranked, filter=listers), ranked)
-            found = pending_superseded(found, _last_per_asset(ranks))
+            found = _pending_superseded(found, ranks)
     return found.select(names)
 
 
-def pending_superseded(table: pa.Table, ranks: pa.Table | None = None) -> pa.Table:
+def _pending_superseded(table: pa.Table, ranks: pa.Table | None = None) -> pa.Table:
     """`table` with the superseded_by that its rows' `supersedes` lists say, where no
     commit has set it yet: a listed version is superseded by the newest row listing it,
     and so is an older row that lists the same version (two writers at once). `ranks`:
@@ -210,8 +221,8 @@ def pending_superseded(table: pa.Table, ranks: pa.Table | None = None) -> pa.Tab
             if old not in newest or rank > newest[old]:
                 newest[old] = rank
     by = dict(newest)
-    for old, ranks in listers.items():
-        for rank in ranks:
+    for old, theirs in listers.items():
+        for rank in theirs:
             if rank < newest[old]:
                 by[rank[2]] = newest[old]
     olds = pa.array(list(by), pa.string())
@@ -239,8 +250,13 @@ def _files(store: AssetStore, table: DeltaTable, files: list[str] | None = None)
     # not in s3fs's listings cache.
     store.fs.invalidate_cache(store.path(CATALOG))
     fs = pa_fs.PyFileSystem(pa_fs.FSSpecHandler(store.fs))
-    paths = [f.split("://", 1)[-1] for f in files]
+    paths = [_path(f) for f in files]
     return ds.dataset(paths, schema=SCHEMA, format="parquet", filesystem=fs)
+
+
+def _path(uri: str) -> str:
+    """A file's path without its scheme: file_uris() names S3 files with one, a scan not."""
+    return uri.split("://", 1)[-1]
 
 
 def _conform(table: pa.Table, names: list[str]) -> pa.Table:
@@ -396,6 +412,7 @@ def commit(
                 uri,
                 with_superseded(stamped),
                 mode="error",
+                configuration=TABLE_PROPERTIES,
                 storage_options=options,
                 commit_properties=properties,
             )
@@ -464,13 +481,18 @@ def update_columns(
 
 
 def _evolved(table: DeltaTable) -> DeltaTable:
-    """`table`, with the columns of SCHEMA a table of an earlier assetgen lacks added first
-    (a metadata-only commit): a MERGE cannot name a column its target does not have."""
+    """`table`, with what a table of an earlier assetgen lacks added first (metadata-only
+    commits): the columns of SCHEMA (a MERGE cannot name a column its target does not
+    have) and TABLE_PROPERTIES."""
     have = set(table.schema().to_arrow().names)
     missing = [Field.from_arrow(f) for f in SCHEMA if f.name not in have]
+    properties = CommitProperties(custom_metadata={RUN_KEY: "schema"})
     if missing:
-        table.alter.add_columns(
-            missing, commit_properties=CommitProperties(custom_metadata={RUN_KEY: "schema"})
+        table.alter.add_columns(missing, commit_properties=properties)
+    configured = table.metadata().configuration
+    if any(configured.get(k) != v for k, v in TABLE_PROPERTIES.items()):
+        table.alter.set_table_properties(
+            TABLE_PROPERTIES, raise_if_not_exists=False, commit_properties=properties
         )
     return table
 
@@ -525,16 +547,25 @@ def _located(keys: pa.Table) -> str:
 
     Both are in the files' statistics, so delta-rs reads and rewrites only the files
     that may hold those rows: asset ids, hashes, narrow down nothing, while recorded_at
-    follows the order of the commits (and compact's bin-packing keeps it).
+    follows the order of the commits (and compact's bin-packing keeps it). The times as
+    at most TIME_RANGES ranges, split at their widest gaps: a longer list of values
+    prunes no file.
     """
     if keys.num_rows == 0:
         return "FALSE"
     rows = ", ".join(_quoted(r) for r in sorted(set(keys["row_id"].to_pylist())))
     found = f"t.row_id IN ({rows})"
-    times = set(keys[RECORDED_AT].to_pylist())
-    if None in times:  # a row of an earlier assetgen may lack it: by row_id alone
+    times = sorted(set(keys[RECORDED_AT].to_pylist()), key=lambda t: (t is None, t))
+    if times[-1] is None:  # a row of an earlier assetgen may lack it: by row_id alone
         return found
-    return f"{found} AND t.{RECORDED_AT} IN ({', '.join(map(_timestamp, sorted(times)))})"
+    gaps = sorted(range(1, len(times)), key=lambda i: times[i] - times[i - 1])
+    cuts = sorted(gaps[len(gaps) - TIME_RANGES + 1 :] if len(times) > TIME_RANGES else gaps)
+    bounds = [0, *cuts, len(times)]
+    ranges = " OR ".join(
+        f"t.{RECORDED_AT} BETWEEN {_timestamp(times[a])} AND {_timestamp(times[b - 1])}"
+        for a, b in itertools.pairwise(bounds)
+    )
+    return f"{found} AND ({ranges})"
 
 
 def _timestamp(at: datetime) -> str:
@@ -550,7 +581,13 @@ def _stored_keys(store: AssetStore, table: DeltaTable, asset_ids: Iterable[str])
     hash of what makes the image, not of the row: a row may record an asset stored under
     another row_id)."""
     wanted = scanned("asset_id").isin(sorted(set(asset_ids)))
-    return _read(store, table, list(KEY_COLUMNS), wanted)
+    # The asset ids alone first: most commits are of new assets, which no file holds, and
+    # a scan decodes every column it returns before it filters.
+    holding = _files(store, table).to_table(columns=[FILE_COLUMN], filter=wanted)
+    files = sorted(set(holding[FILE_COLUMN].to_pylist()))
+    if not files:
+        return SCHEMA.empty_table().select(list(KEY_COLUMNS))
+    return _read(store, table, list(KEY_COLUMNS), wanted, files=files)
 
 
 def _last_per_asset(table: pa.Table) -> pa.Table:
@@ -592,7 +629,7 @@ def _source(store: AssetStore, table: DeltaTable, new: pa.Table) -> tuple[pa.Tab
         pa.array([lists.get(a) for a in mine], pa.list_(pa.string())),
     )
     # What readers will make of it; a stored row they would get wrong is set directly.
-    after = pending_superseded(
+    after = _pending_superseded(
         pa.concat_tables(
             [upserts.select(list(SLOT_COLUMNS_READ)), others.select(list(SLOT_COLUMNS_READ))]
         )
@@ -640,17 +677,14 @@ def settle(store: AssetStore, row_ids: Iterable[str] | None, run_id: str) -> int
         stale = pc.or_(differs, pc.is_valid(rows[SUPERSEDES]))
         if not pc.any(stale).as_py():
             return
+        touched = rows.filter(stale)
         source = pa.table(
             {
-                "asset_id": rows["asset_id"].filter(stale),
+                "asset_id": touched["asset_id"],
                 SUPERSEDED_BY: wanted.filter(stale),
-                SUPERSEDES: pa.nulls(pc.sum(stale).as_py(), pa.list_(pa.string())),
-            },
-            schema=pa.schema(
-                [SCHEMA.field("asset_id"), SCHEMA.field(SUPERSEDED_BY), SCHEMA.field(SUPERSEDES)]
-            ),
+                SUPERSEDES: pa.nulls(touched.num_rows, SCHEMA.field(SUPERSEDES).type),
+            }
         )
-        touched = rows.filter(stale).select(list(KEY_COLUMNS))
         (
             _evolved(table)
             .merge(
@@ -665,7 +699,7 @@ def settle(store: AssetStore, row_ids: Iterable[str] | None, run_id: str) -> int
             )
             .execute()
         )
-        changed = source.num_rows
+        changed = touched.num_rows
 
     _retrying(store, attempt)
     return changed
@@ -691,6 +725,7 @@ def rebuild(store: AssetStore) -> int:
         table,
         mode="overwrite",
         schema_mode="overwrite",
+        configuration=TABLE_PROPERTIES,
         storage_options=options,
         commit_properties=CommitProperties(custom_metadata={RUN_KEY: "rebuild"}),
     )
@@ -698,13 +733,14 @@ def rebuild(store: AssetStore) -> int:
 
 
 def compact(store: AssetStore, retention_hours: int = RETENTION_HOURS) -> dict[str, Any]:
-    """Optimize (small files into files of about COMPACT_FILE_BYTES, row groups of
-    COMPACT_ROW_GROUP rows), then vacuum the files no version within `retention_hours` needs.
+    """Settle what runs that died before their end left listed, optimize (small files into
+    files of about FILE_BYTES, row groups of COMPACT_ROW_GROUP rows), then vacuum the files
+    no version within `retention_hours` needs.
 
     Bin-packing, not z-order: at 1M assets z-order sorted the whole table in memory
     (2.3 GB) and wrote one row group per file, which no reader can skip within.
     """
-    settle(store, None, "compact")  # what runs that died before their end left listed
+    settle(store, None, "compact")
     table = open_table(store)
     if table is None:
         return {"files_before": 0, "files_after": 0, "removed": 0, "assets": 0}
@@ -732,7 +768,7 @@ def compact_small(store: AssetStore, run_id: str) -> None:
     if table is None:
         return
     sizes = pa.table(table.get_add_actions(flatten=True))["size_bytes"]
-    if pc.sum(pc.less(sizes, COMPACT_FILE_BYTES)).as_py() < PACK_AT_FILES:
+    if pc.sum(pc.less(sizes, FILE_BYTES)).as_py() < PACK_AT_FILES:
         return
     try:
         _bin_pack(table, run_id)
@@ -743,7 +779,7 @@ def compact_small(store: AssetStore, run_id: str) -> None:
 
 def _bin_pack(table: DeltaTable, run_id: str) -> None:
     table.optimize.compact(
-        target_size=COMPACT_FILE_BYTES,
+        target_size=FILE_BYTES,
         writer_properties=WriterProperties(max_row_group_size=COMPACT_ROW_GROUP),
         commit_properties=CommitProperties(custom_metadata={RUN_KEY: run_id}),
     )
