@@ -125,12 +125,8 @@ def write_rows(
         for row in rows:
             text.write(json.dumps(row, default=str) + "\n")
     elif fmt == "table":
-        grid = Table(show_edge=False)
-        for column in columns:
-            grid.add_column(column, overflow="fold")
-        for row in rows:
-            grid.add_row(*(str(row[c]) if row[c] is not None else "" for c in columns))
-        Console(file=text, width=200, highlight=False).print(grid)
+        cells = [[str(row[c]) if row[c] is not None else "" for c in columns] for row in rows]
+        text.write(_grid(list(columns), cells))
         text.write(f"{len(rows)} assets")
         if hidden:
             text.write(f" ({hidden} superseded versions hidden: --versions shows them)")
@@ -141,6 +137,19 @@ def write_rows(
         sys.stdout.write(text.getvalue())
     else:
         output.write_text(text.getvalue(), encoding="utf-8")
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> str:
+    """Rows under a header in aligned columns, drawn as rich draws a table without edges
+    (rich itself takes 0.15 s for 100 rows: more than the query of a big catalog)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+
+    def line(cells: list[str], bar: str) -> str:
+        padded = (c.ljust(w) for c, w in zip(cells, widths, strict=True))
+        return f" {f' {bar} '.join(padded)} \n"
+
+    rule = "╇".join("━" * (w + 2) for w in widths) + "\n"
+    return line(header, "┃") + rule + "".join(line(r, "│") for r in rows)
 
 
 @app.command("list")

@@ -9,7 +9,7 @@ from assetgen.tasks.store.assets import AssetStore
 
 CATALOG = "_catalog"
 RUN_KEY = "assetgen_run"  # commit metadata: which run wrote a version
-FILE_BYTES = 16 * 2**20  # the table's data files, as compact and every MERGE write them
+FILE_BYTES = 8 * 2**20  # the table's data files, as compact and every MERGE write them
 # delta-rs rewrites a whole file to change one row of it: a MERGE's output files must stay
 # as small as compact's (its default is 100 MB, some 300,000 rows to copy for one change).
 TABLE_PROPERTIES = {"delta.targetFileSize": str(FILE_BYTES)}
